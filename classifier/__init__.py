@@ -1,0 +1,1 @@
+"""Classifier: prediction jobs run by the Celery worker with the ml package."""

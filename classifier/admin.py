@@ -1,0 +1,1 @@
+"""Admin registrations for the classifier (none yet: there are no models)."""

@@ -1,0 +1,1 @@
+"""Classifier views (none yet): submitting a painting and reading its prediction."""

@@ -1,0 +1,1 @@
+"""Gallery: browsing landscape paintings and their predicted origin."""

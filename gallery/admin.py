@@ -1,0 +1,1 @@
+"""Admin registrations for the gallery (none yet: there are no models)."""

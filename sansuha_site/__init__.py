@@ -1,0 +1,1 @@
+"""Sansuha Django project: the gallery site and the classifier jobs."""
