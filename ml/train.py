@@ -15,6 +15,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,39 @@ def _workers(config: TrainConfig, device: torch.device) -> int:
     return min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
+@dataclass
+class PreparedData:
+    class_names: list[str]
+    train: ImageListDataset
+    val: ImageListDataset
+    train_counts: list[int]
+    bad: list
+
+
+def prepare_data(data: Path, config: TrainConfig) -> PreparedData:
+    """Decode the train and val splits once, into datasets with the config's transforms."""
+    train_samples, class_names = list_samples(data, "train")
+    val_samples, _ = list_samples(data, "val", class_names)
+    log.info("decoding %d train and %d val images once", len(train_samples), len(val_samples))
+    train_samples, train_images, bad_train = load_samples(train_samples, config.cache_long_side)
+    val_samples, val_images, bad_val = load_samples(val_samples, config.cache_long_side)
+    if not train_samples or not val_samples:
+        raise ValueError(f"{data}: the train and val splits both need readable images")
+    train_labels = [s.label for s in train_samples]
+    val_labels = [s.label for s in val_samples]
+    counts = np.bincount(train_labels, minlength=len(class_names)).tolist()
+    log.info("classes %s; train counts %s; val %d", class_names, counts, len(val_labels))
+    mean, std = normalization(config.arch)
+    train_tf = train_transform(config.preset, config.image_size, mean, std)
+    return PreparedData(
+        class_names=class_names,
+        train=ImageListDataset(train_images, train_labels, train_tf),
+        val=ImageListDataset(val_images, val_labels, eval_transform(config.image_size, mean, std)),
+        train_counts=counts,
+        bad=bad_train + bad_val,
+    )
+
+
 def train(
     data: Path,
     out: Path,
@@ -142,22 +176,9 @@ def train(
     dev = pick_device(device)
     set_seed(config.seed)
 
-    train_samples, class_names = list_samples(data, "train")
-    val_samples, _ = list_samples(data, "val", class_names)
-    log.info("decoding %d train and %d val images once", len(train_samples), len(val_samples))
-    train_samples, train_images, bad_train = load_samples(train_samples, config.cache_long_side)
-    val_samples, val_images, bad_val = load_samples(val_samples, config.cache_long_side)
-    if not train_samples or not val_samples:
-        raise ValueError(f"{data}: the train and val splits both need readable images")
-    train_labels = [s.label for s in train_samples]
-    val_labels = [s.label for s in val_samples]
-    counts = np.bincount(train_labels, minlength=len(class_names)).tolist()
-    log.info("classes %s; train counts %s; val %d", class_names, counts, len(val_labels))
-
-    mean, std = normalization(config.arch)
-    train_tf = train_transform(config.preset, config.image_size, mean, std)
-    train_ds = ImageListDataset(train_images, train_labels, train_tf)
-    val_ds = ImageListDataset(val_images, val_labels, eval_transform(config.image_size, mean, std))
+    prepared = prepare_data(data, config)
+    class_names, train_ds, val_ds = prepared.class_names, prepared.train, prepared.val
+    train_labels, counts = train_ds.labels, prepared.train_counts
     workers = _workers(config, dev)
     train_loader = make_loader(train_ds, config.batch_size, True, config.seed, workers)
     val_loader = make_loader(val_ds, config.batch_size, False, config.seed, workers)
@@ -241,7 +262,7 @@ def train(
             on_epoch_end(row)
 
     (out / "config.json").write_text(json.dumps({**common, "device": str(dev)}, indent=2))
-    bad = [str(b) for b in bad_train + bad_val]
+    bad = [str(b) for b in prepared.bad]
     if bad:
         (out / "skipped_files.txt").write_text("\n".join(bad) + "\n")
         log.warning("%d unreadable file(s) skipped, listed in %s", len(bad), out / "skipped_files.txt")
