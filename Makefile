@@ -26,6 +26,10 @@ $(STAMP): requirements.txt | $(VENV_PY)
 	$(VENV_PY) -m pip install --disable-pip-version-check -r requirements.txt
 	touch $@
 
+# The site's tests run against a real PostgreSQL and Redis (see scripts/test-services.sh).
+export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/sansuha
+export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/15
+
 test: $(STAMP)
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 

@@ -1,7 +1,166 @@
-"""Classifier models (none yet).
+"""Model versions and predictions.
 
-This will hold the prediction records: which painting, which model checkpoint,
-the predicted class (Chinese or Japanese) with its probability, the job state
-while the Celery worker runs it, and a Grad-CAM heat map where one was made.
-The worker imports ml/ (and so torch); the web process never does.
+The web process never imports torch: it reads and writes these rows only. The worker
+(classifier/tasks.py -> classifier/inference.py) fills predictions in.
 """
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import numpy as np
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+log = logging.getLogger(__name__)
+
+
+class ModelVersionQuerySet(models.QuerySet):
+    def active(self) -> ModelVersion | None:
+        return self.filter(is_active=True).first()
+
+
+class ModelVersion(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    arch = models.CharField(max_length=50)
+    class_names = models.JSONField()
+    checkpoint = models.FileField(upload_to="models/")
+    metrics = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    is_active = models.BooleanField(default=False)
+
+    objects = ModelVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=Q(is_active=True), name="one_active_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.arch})"
+
+    @transaction.atomic
+    def activate(self) -> None:
+        ModelVersion.objects.filter(is_active=True).exclude(pk=self.pk).update(is_active=False)
+        ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
+        self.is_active = True
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.metrics.get("accuracy")
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", _("pending")
+    RUNNING = "running", _("running")
+    DONE = "done", _("done")
+    FAILED = "failed", _("failed")
+
+
+class PredictionQuerySet(models.QuerySet):
+    def stale(self, older_than: timedelta) -> PredictionQuerySet:
+        """Pending predictions never queued or queued long ago, and running ones that were
+        abandoned (a worker killed mid-task): what the sweep re-queues."""
+        cutoff = timezone.now() - older_than
+        return self.filter(
+            Q(status=Status.PENDING, queued_at__isnull=True)
+            | Q(status=Status.PENDING, queued_at__lt=cutoff)
+            | Q(status=Status.RUNNING, started_at__lt=cutoff)
+        )
+
+
+class Prediction(models.Model):
+    painting = models.ForeignKey("gallery.Painting", on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="predictions")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    label = models.CharField(max_length=32, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    probabilities = models.JSONField(default=dict, blank=True)
+    # float32 penultimate features; bytes, not JSON: 2 KB a row, read back with numpy in one call
+    embedding = models.BinaryField(null=True, blank=True)
+    gradcam = models.FileField(upload_to="gradcam/%Y/%m/", blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    inference_ms = models.FloatField(null=True, blank=True)
+
+    objects = PredictionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(fields=["painting", "model_version"], name="one_prediction_per_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.painting_id} by {self.model_version_id}: {self.status} {self.label}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (Status.DONE, Status.FAILED)
+
+    def mark_failed(self, reason: str) -> None:
+        self.status, self.error, self.finished_at = Status.FAILED, reason[:2000], timezone.now()
+        self.save(update_fields=["status", "error", "finished_at"])
+
+    def embedding_vector(self) -> np.ndarray | None:
+        return None if self.embedding is None else np.frombuffer(bytes(self.embedding), dtype=np.float32)
+
+    def sorted_probabilities(self) -> list[tuple[str, float]]:
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])
+
+    def similar(self, k: int = 6) -> list[tuple[int, float]]:
+        """(painting id, cosine similarity) of the k nearest paintings by this version's embeddings."""
+        me = self.embedding_vector()
+        if me is None:
+            return []
+        rows = list(
+            Prediction.objects.filter(model_version_id=self.model_version_id, status=Status.DONE)
+            .exclude(pk=self.pk)
+            .exclude(embedding=None)
+            .values_list("painting_id", "embedding")
+        )
+        if not rows:
+            return []
+        ids = np.array([r[0] for r in rows])
+        matrix = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        sims = matrix @ me / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(me) + 1e-12)
+        top = np.argsort(-sims)[:k]
+        return [(int(ids[i]), float(sims[i])) for i in top]
+
+
+def request_prediction(painting, model_version: ModelVersion | None = None) -> Prediction | None:
+    """Make sure ``painting`` has a prediction by ``model_version`` (default: the active one) and
+    queue it after the transaction commits. Returns None when no model is active: the upload waits,
+    and ``manage.py classify --pending`` (or activating a model) picks it up later."""
+    model_version = model_version or ModelVersion.objects.active()
+    if model_version is None:
+        return None
+    prediction, _ = Prediction.objects.get_or_create(painting=painting, model_version=model_version)
+    if not prediction.is_finished:
+        transaction.on_commit(lambda: enqueue(prediction.pk))
+    return prediction
+
+
+def enqueue(prediction_id: int) -> bool:
+    """Send the task to the broker; when the broker is down the prediction stays pending (with no
+    ``queued_at``) and the periodic sweep re-queues it. Never raises: an upload must not fail
+    because Redis is down."""
+    from classifier.tasks import classify_painting
+
+    try:
+        classify_painting.apply_async((prediction_id,), retry=False)
+    except Exception as exc:  # noqa: BLE001 - kombu raises several kinds of connection errors
+        log.warning("broker unavailable, prediction %s left pending for the sweep: %s", prediction_id, exc)
+        return False
+    Prediction.objects.filter(pk=prediction_id, status=Status.PENDING).update(queued_at=timezone.now())
+    return True

@@ -1,11 +1,31 @@
-"""URL configuration for the Sansuha site."""
+"""URL configuration: pages from gallery/, the REST API, auth, i18n, admin."""
 
+from django.conf import settings
+from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
 
-from gallery.views import home
+from classifier.api import ModelVersionViewSet, PredictionViewSet
+from gallery.api import PaintingViewSet
+
+router = DefaultRouter()
+router.register("paintings", PaintingViewSet, basename="painting")
+router.register("predictions", PredictionViewSet, basename="prediction")
+router.register("model-versions", ModelVersionViewSet, basename="modelversion")
 
 urlpatterns = [
-    path("", home, name="home"),
+    path("", include("gallery.urls")),
+    path("api/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
 ]
+
+if settings.DEBUG or settings.SERVE_MEDIA:
+    # `make run` and the compose file's single-host setup serve uploads from Django; a larger
+    # deployment puts a web server or object storage in front of MEDIA_ROOT instead.
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

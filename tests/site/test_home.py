@@ -21,6 +21,8 @@ import django
 django.setup()
 from django.test.utils import setup_test_environment
 setup_test_environment()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
 from django.test import Client
 response = Client().get("/")
 print(json.dumps({
@@ -31,12 +33,14 @@ print(json.dumps({
 """
 
 
-def get_home(**env: str) -> dict:
+def get_home(tmp_path, **env: str) -> dict:
     child_env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "sansuha_site.settings",
         "PYTHONPATH": str(REPO_ROOT),
         **env,
+        # A throwaway database of its own: the child process is not inside pytest-django's test DB.
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'child.sqlite3'}",
     }
     result = subprocess.run(
         [sys.executable, "-c", CHILD],
@@ -58,8 +62,8 @@ def get_home(**env: str) -> dict:
     ],
     ids=["debug", "production"],
 )
-def test_home_page_renders_without_torch(env: dict[str, str]) -> None:
-    page = get_home(**env)
+def test_home_page_renders_without_torch(env: dict[str, str], tmp_path) -> None:
+    page = get_home(tmp_path, **env)
 
     assert page["status"] == 200
     assert "Sansuha" in page["body"]

@@ -1,0 +1,60 @@
+"""Celery tasks: thin shells over classifier.inference (worker only; imports torch lazily)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from classifier.models import Prediction, Status, enqueue
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # Transient trouble (the database restarting, a connection dropped) is retried with backoff.
+    autoretry_for=(OperationalError, InterfaceError, ConnectionError),
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=settings.CLASSIFY_SOFT_TIME_LIMIT,
+    time_limit=settings.CLASSIFY_SOFT_TIME_LIMIT + 30,
+)
+def classify_painting(self, prediction_id: int) -> int:
+    """Classify one prediction (and other pending ones with it, in a batch). Idempotent."""
+    from classifier.inference import classify
+
+    try:
+        return classify(prediction_id)
+    except SoftTimeLimitExceeded:
+        Prediction.objects.filter(pk=prediction_id).exclude(status=Status.DONE).update(
+            status=Status.FAILED, error=f"took longer than {settings.CLASSIFY_SOFT_TIME_LIMIT} s"
+        )
+        return 0
+    except (OperationalError, InterfaceError, ConnectionError):
+        raise
+    except Exception as exc:
+        log.exception("prediction %s failed", prediction_id)
+        Prediction.objects.filter(pk=prediction_id).exclude(status=Status.DONE).update(
+            status=Status.FAILED, error=f"{type(exc).__name__}: {exc}"
+        )
+        return 0
+
+
+@shared_task
+def requeue_pending() -> int:
+    """The sweep (Celery beat): re-queue predictions left pending (broker was down at upload) or
+    abandoned while running (worker killed)."""
+    ids = list(Prediction.objects.stale(settings.CLASSIFY_STALE_AFTER).values_list("pk", flat=True)[:1000])
+    for pk in ids:
+        enqueue(pk)
+    if ids:
+        log.info("re-queued %d stale prediction(s)", len(ids))
+    return len(ids)
