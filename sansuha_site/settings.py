@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "gallery",
     "classifier",
 ]
@@ -211,9 +212,11 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 REST_FRAMEWORK = {
+    # Token first: a refused request then answers 401 with "WWW-Authenticate: Token" (the first
+    # class names the challenge). The session serves logged-in browsers: the site and /api/docs/.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -225,6 +228,13 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Sansuha API",
     "DESCRIPTION": "Paintings, their predictions and the model versions that made them.",
     "VERSION": "1",
+    # Swagger UI and Redoc from drf-spectacular-sidecar's static files: no CDN at runtime.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Separate request and response components: a file is binary in a request (the docs then show
+    # a file picker) and a URL in a response.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 if not DEBUG:
