@@ -1,7 +1,9 @@
 # Sansuha — developer entry points. Everything runs inside ./.venv.
 #
-#   make test   create/refresh .venv, then run pytest (PYTEST_ARGS passes through)
-#   make run    check the Django project and print how to train/evaluate (ml/)
+#   make test   create/refresh .venv, make sure PostgreSQL and Redis are up, run pytest
+#               (PYTEST_ARGS passes through)
+#   make run    the site on http://127.0.0.1:8000 with Redis, a Celery worker and the sweep;
+#               Ctrl-C stops what it started
 #   make lint   ruff check .
 #   make clean  remove the install stamp and caches (keeps .venv and data)
 
@@ -26,11 +28,13 @@ $(STAMP): requirements.txt | $(VENV_PY)
 	$(VENV_PY) -m pip install --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# The site's tests run against a real PostgreSQL and Redis (see scripts/test-services.sh).
-export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/sansuha
-export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/15
+# The site's tests run against a real PostgreSQL and Redis (see scripts/test-services.sh). Only for
+# `make test`: `make run` keeps its own defaults (SQLite, Redis DB 0) unless the environment says.
+test: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/sansuha
+test: export CELERY_BROKER_URL ?= redis://127.0.0.1:6379/15
 
 test: $(STAMP)
+	bash scripts/test-services.sh
 	$(VENV_PY) -m pytest $(PYTEST_ARGS)
 
 run: $(STAMP)

@@ -1,9 +1,11 @@
 """URL configuration: pages from gallery/, the REST API, auth, i18n, admin."""
 
+import re
+
 from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -28,4 +30,11 @@ urlpatterns = [
 if settings.DEBUG or settings.SERVE_MEDIA:
     # `make run` and the compose file's single-host setup serve uploads from Django; a larger
     # deployment puts a web server or object storage in front of MEDIA_ROOT instead.
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+    # Not django's static(): it returns nothing when DEBUG is off.
+    urlpatterns += [
+        re_path(
+            rf"^{re.escape(settings.MEDIA_URL.lstrip('/'))}(?P<path>.*)$",
+            serve,
+            {"document_root": settings.MEDIA_ROOT},
+        )
+    ]

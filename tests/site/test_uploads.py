@@ -146,14 +146,4 @@ def test_upload_waits_without_a_model_and_queues_with_one(django_capture_on_comm
     assert prediction.status == Status.PENDING and len(callbacks) == 1
 
 
-def test_an_upload_succeeds_when_the_broker_is_down(settings):
-    from sansuha_site.celery import app
-
-    make_model_version("v1")
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens there
-    try:
-        painting, created = save_painting(image_bytes(seed=9), "c.jpg")
-    finally:
-        app.conf.broker_url = settings.CELERY_BROKER_URL
-    prediction = Prediction.objects.get(painting=painting)
-    assert created and prediction.status == Status.PENDING and prediction.queued_at is None
+# The broker-down case (upload succeeds, prediction waits, the sweep queues it) is in test_sweep.py.

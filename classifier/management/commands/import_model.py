@@ -16,7 +16,12 @@ def read_checkpoint_header(path: Path) -> dict:
     torch is imported here, in a management command, never in the web process."""
     import torch
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - whatever the file is, it is not a checkpoint
+        raise CommandError(f"{path} is not a checkpoint from `python -m ml train` ({exc})") from None
+    if not isinstance(ckpt, dict):
+        raise CommandError(f"{path} is not a checkpoint from `python -m ml train`")
     missing = [k for k in ("model_state_dict", "class_names", "arch") if k not in ckpt]
     if missing:
         raise CommandError(f"{path} is not a checkpoint from `python -m ml train` (no {', '.join(missing)})")

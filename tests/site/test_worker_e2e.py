@@ -1,0 +1,163 @@
+"""End to end with a real Celery worker: an upload through the API is classified by a separate worker
+process (prefork, torch, Grad-CAM) that reads the task from Redis and the rows from PostgreSQL, and
+writes the overlay into the same MEDIA_ROOT.
+
+The test's rows must be committed for the worker to see them, hence transaction=True; the worker is
+pointed at pytest-django's test database and at a Redis database of this file's own.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.db import connection
+from PIL import Image
+
+from classifier.models import Prediction, Status
+
+from .factory import image_bytes, make_user
+from .test_commands import write_checkpoint
+from .test_sweep import redis_queue, redis_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+E2E_REDIS_DB = 14  # flushed by this test
+REPO = Path(__file__).resolve().parents[2]
+CLASS_NAMES = ("cn", "jp", "kr")
+UPLOAD_SIZE = (1300, 700)  # larger than CLASSIFY_LONG_SIDE: the worker shrinks it first
+TIMEOUT_S = 120  # worker start, torch import in the pool child, model load, Grad-CAM, on 2 busy cores
+
+
+def test_database_url() -> str:
+    """DATABASE_URL of pytest-django's test database (test_<name>), for the worker process."""
+    db = connection.settings_dict
+    user = quote(db["USER"] or "", safe="")
+    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
+    login = f"{user}{password}@" if user else ""
+    return f"postgres://{login}{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+test_database_url.__test__ = False  # a helper, not a test
+
+
+def start_worker(broker_url: str, media_root: Path, log_path: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "sansuha_site.settings",
+        "DATABASE_URL": test_database_url(),
+        "CELERY_BROKER_URL": broker_url,
+        "SANSUHA_MEDIA_ROOT": str(media_root),
+        "PYTHONPATH": str(REPO),
+    }
+    command = [
+        str(Path(sys.executable).parent / "celery"),
+        "-A",
+        "sansuha_site",
+        "worker",
+        "--concurrency=1",
+        "--pool=prefork",
+        "--loglevel=info",
+        "--queues=celery",
+        f"--hostname=e2e-{uuid.uuid4().hex[:8]}@%h",
+        # Nothing to talk to but this test: skip the cluster chatter, start sooner.
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    with log_path.open("wb") as log:
+        # Its own session: the whole group (main process and pool child) is stopped together.
+        return subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)  # warm shutdown
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(worker.pid, signal.SIGKILL)  # the pool child too, should it linger
+    except ProcessLookupError:
+        pass
+    worker.wait(timeout=10)
+
+
+def wait_for_finished_prediction(painting_id: int, worker: subprocess.Popen) -> Prediction:
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        prediction = Prediction.objects.filter(painting_id=painting_id).first()
+        if prediction is not None and prediction.is_finished:
+            return prediction
+        if worker.poll() is not None:
+            pytest.fail(f"the worker exited with status {worker.returncode}")
+        if time.monotonic() > deadline:
+            status = prediction.status if prediction else "no prediction row"
+            pytest.fail(f"no finished prediction after {TIMEOUT_S} s (status: {status})")
+        time.sleep(0.5)
+
+
+def test_an_api_upload_is_classified_by_a_real_worker(client, tmp_path, media_in_tmp):
+    if connection.vendor != "postgresql":
+        pytest.skip("the worker process must reach the test database: run with DATABASE_URL=postgres://...")
+    checkpoint = write_checkpoint(tmp_path / "best.pt", CLASS_NAMES, image_size=64)
+    call_command("import_model", str(checkpoint), "--name", "e2e", "--activate", stdout=io.StringIO())
+    client.force_login(make_user())
+
+    log_path = tmp_path / "worker.log"
+    with redis_queue(E2E_REDIS_DB):
+        worker = start_worker(redis_url(E2E_REDIS_DB), media_in_tmp, log_path)
+        failed = False
+        try:
+            response = client.post(
+                "/api/paintings/",
+                {"image": SimpleUploadedFile("mountains.jpg", image_bytes(size=UPLOAD_SIZE, seed=77))},
+            )
+            assert response.status_code == 201, response.content
+            painting_id = response.json()["id"]
+
+            prediction = wait_for_finished_prediction(painting_id, worker)
+
+            assert prediction.status == Status.DONE, prediction.error
+            assert prediction.model_version.name == "e2e"
+            assert prediction.label in CLASS_NAMES
+            assert sorted(prediction.probabilities) == sorted(CLASS_NAMES)
+            assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+            assert prediction.confidence == pytest.approx(max(prediction.probabilities.values()))
+
+            overlay = Path(prediction.gradcam.path)
+            assert overlay.is_relative_to(media_in_tmp) and overlay.is_file()
+            long_side = settings.CLASSIFY_LONG_SIDE
+            scale = long_side / max(UPLOAD_SIZE)
+            with Image.open(overlay) as im:
+                im.load()
+                assert im.size == (round(UPLOAD_SIZE[0] * scale), round(UPLOAD_SIZE[1] * scale))
+
+            embedding = prediction.embedding_vector()
+            assert embedding.dtype == np.float32 and embedding.shape == (512,)
+            assert np.isfinite(embedding).all()
+
+            shown = client.get(f"/api/paintings/{painting_id}/").json()["prediction"]
+            assert (shown["status"], shown["label"]) == ("done", prediction.label)
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            stop_worker(worker)
+            if failed:
+                print("---- worker log ----\n" + log_path.read_text(errors="replace"))
