@@ -48,6 +48,24 @@ class PaintingQuerySet(models.QuerySet):
             return self
         return self.filter(Q(title__icontains=text) | Q(artist__icontains=text))
 
+    def class_names(self) -> list[str]:
+        """The classes to filter by: the active model's class names and every curated label in use
+        (class names are data, so the choices come from the rows, never from code)."""
+        from classifier.models import ModelVersion
+
+        active = ModelVersion.objects.active()
+        names = set(active.class_names if active else [])
+        labels = self.exclude(label__isnull=True).exclude(label="").order_by().values_list("label", flat=True)
+        names.update(labels.distinct())
+        return sorted(names)
+
+    def similar_to(self, prediction, k: int = 6) -> list[tuple[Painting, float]]:
+        """(painting, cosine similarity) of the k paintings nearest to ``prediction``'s embedding,
+        nearest first, in two queries whatever k is."""
+        pairs = prediction.similar(k=k)
+        found = self.in_bulk([pk for pk, _ in pairs])
+        return [(found[pk], similarity) for pk, similarity in pairs if pk in found]
+
     def browse(self, params) -> PaintingQuerySet:
         """The gallery's filters, shared by the pages and the API. ``params`` is a QueryDict-like
         mapping; unknown or malformed values are ignored rather than failing the page.
@@ -64,7 +82,8 @@ class PaintingQuerySet(models.QuerySet):
         if agreement == "agree":
             qs = qs.filter(label__isnull=False, pred_label=F("label"))
         elif agreement == "disagree":
-            qs = qs.filter(label__isnull=False, pred_label__isnull=False).exclude(pred_label=F("label"))
+            # Only a finished prediction can disagree: pending and failed ones carry an empty label.
+            qs = qs.filter(label__isnull=False, pred_status="done").exclude(pred_label=F("label"))
         elif agreement == "unlabelled":
             qs = qs.filter(label__isnull=True)
         if params.get("status"):
@@ -119,3 +138,27 @@ class Painting(models.Model):
     @property
     def display_title(self) -> str:
         return self.title or _("Untitled")
+
+    @property
+    def prediction_disagrees(self) -> bool:
+        """On a row from ``with_prediction()``: the curated label and the active model's finished
+        prediction name different classes (what a curator should look at first)."""
+        pred_label = getattr(self, "pred_label", None)
+        return bool(
+            self.label
+            and pred_label
+            and getattr(self, "pred_status", None) == "done"
+            and pred_label != self.label
+        )
+
+    def active_prediction(self):
+        """This painting's prediction by the active model version, or None."""
+        return self.predictions.filter(model_version__is_active=True).select_related("model_version").first()
+
+    def prediction_history(self):
+        """Its predictions by every model version, newest version first."""
+        return (
+            self.predictions.select_related("model_version")
+            .defer("embedding")
+            .order_by("-model_version__created", "-id")
+        )
