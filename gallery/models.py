@@ -153,7 +153,12 @@ class Painting(models.Model):
 
     def active_prediction(self):
         """This painting's prediction by the active model version, or None."""
-        return self.predictions.filter(model_version__is_active=True).select_related("model_version").first()
+        return (
+            self.predictions.filter(model_version__is_active=True)
+            .select_related("model_version")
+            .defer("embedding")
+            .first()
+        )
 
     def prediction_history(self):
         """Its predictions by every model version, newest version first."""

@@ -237,6 +237,16 @@ def accept_uploads(files, user=None, **meta) -> list[UploadResult]:
     """Every uploaded file (zips unpacked) through ``save_painting``; one result per file."""
     results = []
     for f in files:
+        if f.size is not None and f.size > settings.UPLOAD_MAX_BYTES and not f.name.lower().endswith(".zip"):
+            # Refuse before reading a huge file into memory.
+            results.append(
+                UploadResult(
+                    f.name,
+                    error=_("The file is %(size)s; the limit is %(limit)s.")
+                    % {"size": _mb(f.size), "limit": _mb(settings.UPLOAD_MAX_BYTES)},
+                )
+            )
+            continue
         data = f.read()
         if zipfile.is_zipfile(io.BytesIO(data)) and not data.startswith(b"\xff\xd8"):
             named = iter_zip(data)
