@@ -56,6 +56,37 @@ class ModelVersion(models.Model):
         return self.metrics.get("accuracy")
 
 
+class TrainingRun(models.Model):
+    """A training requested from the admin or `manage.py train`: its options, live progress and result."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    dataset_version = models.ForeignKey(
+        "gallery.DatasetVersion", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    options = models.JSONField(default=dict, help_text="arch, weights, epochs, preset, activate ...")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    epoch = models.PositiveIntegerField(default=0)
+    history = models.JSONField(default=list, blank=True, help_text="one row per finished epoch")
+    message = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
+    requested_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"training {self.pk} ({self.state})"
+
+
 class Status(models.TextChoices):
     PENDING = "pending", _("pending")
     RUNNING = "running", _("running")

@@ -5,11 +5,16 @@ Class names are data: ``label`` is free text (``cn``, ``jp``, later ``kr``...), 
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
-from django.db import models
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+
+LABEL_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
 class Split(models.TextChoices):
@@ -122,6 +127,13 @@ class Painting(models.Model):
     created = models.DateTimeField(auto_now_add=True, db_index=True)
     label = models.CharField(_("curated label"), max_length=32, null=True, blank=True, db_index=True)
     split = models.CharField(max_length=16, choices=Split.choices, default=Split.UNASSIGNED)
+    # 128-bit difference hash (hex; ml.split.dhash) for near-duplicate detection, and the group
+    # (the same work) a manifest gave it; both keep a work inside one split.
+    dhash = models.CharField(max_length=32, blank=True, db_index=True)
+    group = models.CharField(max_length=200, blank=True)
+    # Confident-learning score from the latest training's out-of-fold probabilities:
+    # 1 - p(curated label). High = likely mislabelled. Null until a training computed it.
+    mislabel_score = models.FloatField(null=True, blank=True)
 
     objects = PaintingQuerySet.as_manager()
 
@@ -160,6 +172,27 @@ class Painting(models.Model):
             .first()
         )
 
+    @transaction.atomic
+    def relabel(self, label: str | None, by=None, reason: str = "") -> LabelChange | None:
+        """Set the curated label, writing the audit trail. None/"" clears it. A no-op change writes
+        nothing. Labels are data: any non-empty class name is accepted (e.g. a new "kr")."""
+        label = (label or "").strip() or None
+        if label is not None and not LABEL_RE.fullmatch(label):
+            raise ValidationError(_("A class name is 1-32 lower-case letters, digits, '-' or '_'."))
+        locked = Painting.objects.select_for_update().get(pk=self.pk)
+        if locked.label == label:
+            return None
+        change = LabelChange.objects.create(
+            painting=self,
+            old_label=locked.label,
+            new_label=label,
+            changed_by=by if getattr(by, "is_authenticated", False) else None,
+            reason=reason[:500],
+        )
+        Painting.objects.filter(pk=self.pk).update(label=label)
+        self.label = label
+        return change
+
     def prediction_history(self):
         """Its predictions by every model version, newest version first."""
         return (
@@ -167,3 +200,109 @@ class Painting(models.Model):
             .defer("embedding")
             .order_by("-model_version__created", "-id")
         )
+
+
+class LabelChange(models.Model):
+    """One curated-label change: the audit trail. A revert is itself a change."""
+
+    painting = models.ForeignKey(Painting, on_delete=models.CASCADE, related_name="label_changes")
+    old_label = models.CharField(max_length=32, null=True, blank=True)
+    new_label = models.CharField(max_length=32, null=True, blank=True)
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    changed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    reason = models.CharField(max_length=500, blank=True)
+    reverts = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.painting_id}: {self.old_label} -> {self.new_label}"
+
+    def revert(self, by=None, reason: str = "") -> LabelChange | None:
+        change = self.painting.relabel(self.old_label, by=by, reason=reason or f"revert of change {self.pk}")
+        if change:
+            LabelChange.objects.filter(pk=change.pk).update(reverts=self)
+            change.reverts = self
+        return change
+
+
+class DuplicatePair(models.Model):
+    """Two paintings that look like the same work, for a curator to merge or dismiss."""
+
+    class Kind(models.TextChoices):
+        EXACT = "exact", _("identical file")
+        DHASH = "dhash", _("near-identical image")
+        EMBEDDING = "embedding", _("similar features")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("open")
+        MERGED = "merged", _("merged")
+        DISMISSED = "dismissed", _("dismissed")
+
+    a = models.ForeignKey(Painting, on_delete=models.CASCADE, related_name="+")
+    b = models.ForeignKey(Painting, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    distance = models.FloatField(help_text="dHash bits apart, or 1 - cosine similarity")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["distance", "id"]
+        constraints = [models.UniqueConstraint(fields=["a", "b"], name="one_pair_per_two_paintings")]
+
+
+class DatasetVersion(models.Model):
+    """A frozen curated set: which paintings, with which labels and splits."""
+
+    name = models.CharField(max_length=100, unique=True)
+    seed = models.IntegerField(default=0)
+    val_fraction = models.FloatField(default=0.15)
+    test_fraction = models.FloatField(default=0.15)
+    class_names = models.JSONField(default=list)
+    counts = models.JSONField(default=dict, help_text="{split: {class: n}}")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created = models.DateTimeField(auto_now_add=True)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatasetItem(models.Model):
+    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="items")
+    painting = models.ForeignKey(Painting, on_delete=models.PROTECT, related_name="dataset_items")
+    label = models.CharField(max_length=32)
+    split = models.CharField(max_length=16, choices=Split.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dataset_version", "painting"], name="one_item_per_painting")
+        ]
+
+
+class DatasetExport(models.Model):
+    """A zip of a dataset version in the study's layout, built by the worker."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("pending")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="exports")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    done_items = models.PositiveIntegerField(default=0)
+    total_items = models.PositiveIntegerField(default=0)
+    file = models.FileField(upload_to="exports/", blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)

@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gallery.models import Painting
+from ml.split import dhash  # PIL and numpy only: no torch in the web process
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class InspectedImage:
     height: int
     sha256: str
     thumbnail: bytes
+    dhash: str  # 128-bit difference hash, hex (ml.split.dhash), for near-duplicate detection
 
 
 def _mb(n: int) -> str:
@@ -147,6 +149,7 @@ def inspect_image(data: bytes) -> InspectedImage:
         height=height,
         sha256=hashlib.sha256(data).hexdigest(),
         thumbnail=buf.getvalue(),
+        dhash=f"{dhash(rgb):032x}",
     )
 
 
@@ -175,6 +178,7 @@ def save_painting(data: bytes, filename: str, user=None, **meta) -> tuple[Painti
         width=info.width,
         height=info.height,
         format=info.format,
+        dhash=info.dhash,
         uploaded_by=user if getattr(user, "is_authenticated", False) else None,
         title=meta.pop("title", "") or stem.replace("_", " "),
         **meta,
