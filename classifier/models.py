@@ -51,6 +51,52 @@ class ModelVersion(models.Model):
         ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
         self.is_active = True
 
+    @transaction.atomic
+    def activate_and_reclassify(self) -> int:
+        """Make this the active version and queue a prediction by it for every painting that has
+        none; earlier versions' predictions are kept (one row per painting and version). The rows
+        are made in bulk and the tasks sent after commit; the worker claims pending predictions in
+        batches (CLASSIFY_BATCH_SIZE). Returns how many paintings were newly queued; progress is
+        ``reclassification_progress()``."""
+        from gallery.models import Painting
+
+        self.activate()
+        missing = Painting.objects.exclude(predictions__model_version=self).order_by("pk")
+        ids = list(missing.values_list("pk", flat=True))
+        for start in range(0, len(ids), 1000):
+            Prediction.objects.bulk_create(
+                [Prediction(painting_id=pk, model_version=self) for pk in ids[start : start + 1000]],
+                ignore_conflicts=True,  # a painting uploaded meanwhile may have got its row already
+            )
+        pending = list(
+            self.predictions.filter(status=Status.PENDING).order_by("pk").values_list("pk", flat=True)
+        )
+        transaction.on_commit(lambda: enqueue_many(pending))
+        return len(ids)
+
+    def reclassification_progress(self) -> dict:
+        """How far the worker got with this version over the whole gallery: what the models page
+        polls after "Activate"."""
+        from gallery.models import Painting
+
+        rows = self.predictions.order_by().values("status").annotate(n=models.Count("pk"))
+        by_status = {row["status"]: row["n"] for row in rows}
+        total = Painting.objects.count()
+        done, failed = by_status.get(Status.DONE, 0), by_status.get(Status.FAILED, 0)
+        return {
+            "total": total,
+            "done": done,
+            "failed": failed,
+            "waiting": max(0, total - done - failed),
+            "percent": round(100 * (done + failed) / total) if total else 100,
+            "finished": done + failed >= total,
+        }
+
+    @property
+    def artifacts_dir(self) -> str:
+        """The training run's folder under MEDIA_ROOT (plots, report, predictions), or ""."""
+        return self.metrics.get("artifacts_dir", "")
+
     @property
     def test_accuracy(self) -> float | None:
         return self.metrics.get("accuracy")
@@ -195,3 +241,29 @@ def enqueue(prediction_id: int) -> bool:
         return False
     Prediction.objects.filter(pk=prediction_id, status=Status.PENDING).update(queued_at=timezone.now())
     return True
+
+
+def enqueue_many(prediction_ids) -> int:
+    """``enqueue`` for many predictions (activating a version): one task each (a task claims a batch
+    of pending predictions, the others then find theirs done and return), ``queued_at`` set in one
+    UPDATE. At the first broker failure the rest stay pending for the sweep instead of each waiting
+    on a dead broker. Returns how many were sent."""
+    from classifier.tasks import classify_painting
+
+    sent = []
+    for pk in prediction_ids:
+        try:
+            classify_painting.apply_async((pk,), retry=False)
+        except Exception as exc:  # noqa: BLE001 - kombu raises several kinds of connection errors
+            log.warning(
+                "broker unavailable; %d prediction(s) left pending for the sweep: %s",
+                len(prediction_ids) - len(sent),
+                exc,
+            )
+            break
+        sent.append(pk)
+    for start in range(0, len(sent), 1000):
+        Prediction.objects.filter(pk__in=sent[start : start + 1000], status=Status.PENDING).update(
+            queued_at=timezone.now()
+        )
+    return len(sent)

@@ -58,3 +58,25 @@ def requeue_pending() -> int:
     if ids:
         log.info("re-queued %d stale prediction(s)", len(ids))
     return len(ids)
+
+
+@shared_task(
+    # Routed to the `training` queue by CELERY_TASK_ROUTES (Celery deprecates a `queue` attribute on
+    # the task): a worker must consume it, e.g. `-Q celery,training`.
+    # Acknowledged on receipt: a training runs for hours, longer than the broker's visibility timeout,
+    # and one lost with its worker is better restarted by a person than redelivered behind their back.
+    acks_late=False,
+    time_limit=None,
+    soft_time_limit=None,
+)
+def train_model(run_id: int) -> int | None:
+    """Carry out a TrainingRun queued from the admin; its row records the progress, the result or the
+    error. A second delivery finds the run no longer queued and does nothing."""
+    from classifier.services import run_training
+
+    try:
+        version = run_training(run_id)
+    except Exception:
+        log.exception("training run %s failed (the error is on the run)", run_id)
+        return None
+    return version.pk if version else None

@@ -2,8 +2,8 @@
 
 Nothing here is written twice: the list is ``Painting.objects.browse()`` (the gallery page's
 filters) and an upload goes through ``gallery.uploads.save_painting`` (the upload page's checks
-and atomic save). Curation (relabel, delete) is not offered over the API yet: PUT, PATCH and
-DELETE answer 405.
+and atomic save). Curators relabel through ``relabel`` actions validated by the pages' own forms
+(``gallery.forms_curation``); PUT, PATCH and DELETE answer 405.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -27,7 +28,9 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from classifier.api import NestedPredictionSerializer
 from classifier.models import Prediction, Status
-from gallery.models import Painting
+from gallery.forms_curation import BulkRelabelForm, RelabelForm
+from gallery.models import LabelChange, Painting
+from gallery.permissions import IsCurator
 from gallery.uploads import UploadRefused, save_painting
 
 # Where the active model version's prediction lands on each painting (a list of zero or one).
@@ -97,6 +100,44 @@ class PaintingUploadSerializer(serializers.ModelSerializer):
         model = Painting
         # The metadata's limits (max_length) come from the model's fields, as a ModelForm's would.
         fields = ["image", "title", "artist", "period", "source", "license"]
+
+
+class LabelChangeSerializer(serializers.ModelSerializer):
+    changed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = LabelChange
+        fields = ["id", "painting", "old_label", "new_label", "changed_by", "changed_at", "reason", "reverts"]
+        read_only_fields = fields
+
+
+class RelabelRequestSerializer(serializers.Serializer):
+    """A curated label to set (documents the body; the checks are gallery.forms_curation's)."""
+
+    label = serializers.CharField(
+        allow_blank=True,
+        allow_null=True,
+        help_text="A class name: 1-32 lower-case letters, digits, '-' or '_'; a new class such as kr is "
+        "welcome. Empty or null clears the label.",
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
+class BulkRelabelRequestSerializer(RelabelRequestSerializer):
+    ids = serializers.ListField(child=serializers.IntegerField(), help_text="The paintings to relabel.")
+
+
+def _relabel_form_data(data) -> dict:
+    """The pages' form fields from an API body: an empty or null label clears (``clear``)."""
+    label = data.get("label")
+    return {"label": label or "", "reason": data.get("reason") or "", "clear": not label}
+
+
+def _form_errors(form) -> dict:
+    return {name: list(errors) for name, errors in form.errors.items()}
+
+
+_LABEL_REQUIRED = {"label": ["This field is required; send an empty label to clear it."]}
 
 
 class UploadRateThrottle(ScopedRateThrottle):
@@ -170,3 +211,79 @@ class PaintingViewSet(
             raise serializers.ValidationError({"image": refused.messages}) from None
         body = self.get_serializer(painting).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(
+        operation_id="paintings_relabel",
+        request=RelabelRequestSerializer,
+        responses={
+            200: inline_serializer(
+                "RelabelResult",
+                {
+                    "changed": serializers.BooleanField(),
+                    "change": LabelChangeSerializer(allow_null=True),
+                    "painting": PaintingSerializer(),
+                },
+            ),
+            400: OpenApiResponse(description="The label is not a class name; nothing changed."),
+        },
+        description="Set or clear the curated label (curators). Writes one LabelChange unless unchanged.",
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[IsCurator],
+        parser_classes=[JSONParser, FormParser, MultiPartParser],
+    )
+    def relabel(self, request: Request, pk=None) -> Response:
+        painting = self.get_object()
+        if "label" not in request.data:
+            return Response(_LABEL_REQUIRED, status=status.HTTP_400_BAD_REQUEST)
+        form = RelabelForm(_relabel_form_data(request.data), class_names=[])
+        if not form.is_valid():
+            return Response(_form_errors(form), status=status.HTTP_400_BAD_REQUEST)
+        change = form.save(painting, by=request.user)
+        body = {
+            "changed": change is not None,
+            "change": LabelChangeSerializer(change).data if change else None,
+            "painting": self.get_serializer(painting).data,
+        }
+        return Response(body)
+
+    @extend_schema(
+        operation_id="paintings_bulk_relabel",
+        request=BulkRelabelRequestSerializer,
+        responses={
+            200: inline_serializer(
+                "BulkRelabelResult",
+                {
+                    "changed": serializers.IntegerField(),
+                    "unchanged": serializers.IntegerField(),
+                    "changes": LabelChangeSerializer(many=True),
+                },
+            ),
+            400: OpenApiResponse(description="A label or an id is refused; nothing changed."),
+        },
+        description="One label for several paintings (curators): one LabelChange each, all or none.",
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="relabel",
+        permission_classes=[IsCurator],
+        parser_classes=[JSONParser, FormParser, MultiPartParser],
+    )
+    def bulk_relabel(self, request: Request) -> Response:
+        if "label" not in request.data:
+            return Response(_LABEL_REQUIRED, status=status.HTTP_400_BAD_REQUEST)
+        data = request.data
+        ids = data.getlist("ids") if hasattr(data, "getlist") else data.get("ids")
+        form = BulkRelabelForm({**_relabel_form_data(data), "ids": ids}, class_names=[])
+        if not form.is_valid():
+            return Response(_form_errors(form), status=status.HTTP_400_BAD_REQUEST)
+        result = form.save(by=request.user)
+        body = {
+            "changed": len(result.changes),
+            "unchanged": result.unchanged,
+            "changes": LabelChangeSerializer(result.changes, many=True).data,
+        }
+        return Response(body)

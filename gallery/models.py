@@ -12,9 +12,44 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 LABEL_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def normalize_label(label: str | None) -> str | None:
+    """A curated label as stored: stripped, None when empty. Raises ValidationError for anything that
+    is not a class name, so that pages, the API and the admin refuse the same labels for one reason."""
+    label = (label or "").strip() or None
+    if label is not None and not LABEL_RE.fullmatch(label):
+        raise ValidationError(_("A class name is 1-32 lower-case letters, digits, '-' or '_'."))
+    return label
+
+
+class Margin(models.Func):
+    """Top-1 minus top-2 probability of a ``{class: p}`` JSON object, for any number of classes (one
+    class alone: its probability); null when the object is empty. Computed in the database so that the
+    review queue orders every row, not one page. PostgreSQL and SQLite (the default for ``make run``)."""
+
+    arity = 1
+    output_field = models.FloatField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        template = (
+            "(SELECT s.p[1] - COALESCE(s.p[2], 0) FROM (SELECT array_agg(e.value::float8 ORDER BY "
+            "e.value::float8 DESC) AS p FROM jsonb_each_text(%(expressions)s) AS e) AS s)"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra_context)
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        # The object is read twice (the maximum, then the runner-up), so its parameters are too.
+        template = (
+            "(SELECT MAX(CAST(e.value AS REAL)) - COALESCE((SELECT CAST(f.value AS REAL) FROM json_each({x}) "
+            "AS f ORDER BY CAST(f.value AS REAL) DESC LIMIT 1 OFFSET 1), 0) FROM json_each({x}) AS e)"
+        )
+        return template.format(x=sql), (*params, *params)
 
 
 class Split(models.TextChoices):
@@ -108,6 +143,48 @@ class PaintingQuerySet(models.QuerySet):
         }.get(params.get("sort") or "newest", ("-created", "-id"))
         return qs.order_by(*order)
 
+    def with_margin(self, model_version=None) -> PaintingQuerySet:
+        """Annotate ``pred_margin`` (top-1 minus top-2 probability of the finished prediction by
+        ``model_version``, default the active one; null without one) and ``pred_probabilities``."""
+        from classifier.models import ModelVersion, Prediction
+
+        if model_version is None:
+            model_version = ModelVersion.objects.active()
+        if model_version is None:
+            return self.annotate(
+                pred_margin=models.Value(None, models.FloatField()),
+                pred_probabilities=models.Value(None, models.JSONField()),
+            )
+        done = Prediction.objects.filter(painting=OuterRef("pk"), model_version=model_version, status="done")
+        return self.annotate(
+            pred_margin=Subquery(done.annotate(margin=Margin("probabilities")).values("margin")[:1]),
+            pred_probabilities=Subquery(done.values("probabilities")[:1]),
+        )
+
+    def review(self, order: str) -> PaintingQuerySet:
+        """The curators' review queue in one of ``REVIEW_ORDERS`` (unknown: ``margin``):
+
+        - margin: the active model's least certain finished predictions first (smallest top-1 minus
+          top-2 probability);
+        - disagree: curated label and finished prediction differ, the most confident prediction first
+          (a confident model against the label is the likeliest labelling error);
+        - mislabelled: labelled paintings by ``mislabel_score``, highest first, unscored last;
+        - unlabelled: no curated label, the most confident prediction first (quick to accept).
+        """
+        qs = self.with_prediction().with_margin()
+        unlabelled = Q(label__isnull=True) | Q(label="")
+        if order == "disagree":
+            qs = qs.exclude(unlabelled).filter(pred_status="done").exclude(pred_label=F("label"))
+            return qs.order_by(F("pred_confidence").desc(nulls_last=True), "-id")
+        if order == "mislabelled":
+            return qs.exclude(unlabelled).order_by(F("mislabel_score").desc(nulls_last=True), "-id")
+        if order == "unlabelled":
+            return qs.filter(unlabelled).order_by(F("pred_confidence").desc(nulls_last=True), "-id")
+        return qs.filter(pred_margin__isnull=False).order_by(F("pred_margin").asc(), "-id")
+
+
+REVIEW_ORDERS = ("margin", "disagree", "mislabelled", "unlabelled")
+
 
 class Painting(models.Model):
     image = models.FileField(_("image"), upload_to="paintings/%Y/%m/")
@@ -176,9 +253,7 @@ class Painting(models.Model):
     def relabel(self, label: str | None, by=None, reason: str = "") -> LabelChange | None:
         """Set the curated label, writing the audit trail. None/"" clears it. A no-op change writes
         nothing. Labels are data: any non-empty class name is accepted (e.g. a new "kr")."""
-        label = (label or "").strip() or None
-        if label is not None and not LABEL_RE.fullmatch(label):
-            raise ValidationError(_("A class name is 1-32 lower-case letters, digits, '-' or '_'."))
+        label = normalize_label(label)
         locked = Painting.objects.select_for_update().get(pk=self.pk)
         if locked.label == label:
             return None
@@ -192,6 +267,15 @@ class Painting(models.Model):
         Painting.objects.filter(pk=self.pk).update(label=label)
         self.label = label
         return change
+
+    def accept_prediction(self, by=None) -> LabelChange | None:
+        """Take the active model's finished prediction as the curated label (the review queue's one
+        click). Raises ValidationError when there is no finished prediction to take."""
+        prediction = self.active_prediction()
+        if prediction is None or prediction.status != "done" or not prediction.label:
+            raise ValidationError(_("There is no finished prediction to accept."))
+        reason = f"accepted the prediction of model {prediction.model_version.name}"
+        return self.relabel(prediction.label, by=by, reason=reason)
 
     def prediction_history(self):
         """Its predictions by every model version, newest version first."""
@@ -252,6 +336,71 @@ class DuplicatePair(models.Model):
     class Meta:
         ordering = ["distance", "id"]
         constraints = [models.UniqueConstraint(fields=["a", "b"], name="one_pair_per_two_paintings")]
+
+    def __str__(self) -> str:
+        return f"{self.a_id} ~ {self.b_id} ({self.kind}, {self.status})"
+
+    # Descriptive fields a merge copies from the removed painting when the kept one has none.
+    MERGED_FIELDS = ("title", "artist", "period", "source", "license", "group", "uploaded_by")
+
+    @transaction.atomic
+    def merge(self, keep: Painting, by=None) -> Painting:
+        """Keep one painting of the pair and fold the other into it: the other's label history moves
+        to the kept one, the kept label stays (the other's is taken, as a LabelChange, when the kept
+        one has none), missing metadata is copied, and the other painting goes with its files.
+
+        The pair row goes too (its foreign keys cascade), as do the removed painting's other pairs;
+        this object is left saying ``merged``. Refuses a pair already decided, a painting outside the
+        pair, and removing a painting that a frozen dataset version holds."""
+        pair = DuplicatePair.objects.select_for_update().get(pk=self.pk)
+        if pair.status != self.Status.OPEN:
+            raise ValidationError(_("This pair was already decided (%(status)s).") % {"status": pair.status})
+        if keep.pk not in (pair.a_id, pair.b_id):
+            raise ValidationError(_("Painting %(id)s is not part of this pair.") % {"id": keep.pk})
+        locked = Painting.objects.select_for_update().in_bulk([pair.a_id, pair.b_id])
+        kept, other = locked[keep.pk], locked[pair.b_id if keep.pk == pair.a_id else pair.a_id]
+        held_by = other.dataset_items.select_related("dataset_version").first()
+        if held_by:
+            raise ValidationError(
+                _("Painting %(id)s is in dataset version %(version)s, which keeps it; keep that one instead.")
+                % {"id": other.pk, "version": held_by.dataset_version.name}
+            )
+
+        LabelChange.objects.filter(painting=other).update(painting=kept)
+        if not kept.label and other.label:
+            kept.relabel(other.label, by=by, reason=f"taken from painting {other.pk} when merging duplicates")
+        copied = [name for name in self.MERGED_FIELDS if not getattr(kept, name) and getattr(other, name)]
+        for name in copied:
+            setattr(kept, name, getattr(other, name))
+        if copied:
+            kept.save(update_fields=copied)
+
+        # The files go only once the rows are gone for good: a rollback must not leave rows without files.
+        files = [other.image, other.thumbnail] + [p.gradcam for p in other.predictions.defer("embedding")]
+        names = [(f.storage, f.name) for f in files if f]
+
+        def delete_files() -> None:
+            for storage, name in names:
+                storage.delete(name)
+
+        transaction.on_commit(delete_files)
+        other.delete()
+
+        self.status, self.decided_at = self.Status.MERGED, timezone.now()
+        self.decided_by = by if getattr(by, "is_authenticated", False) else None
+        keep.refresh_from_db()
+        return kept
+
+    def dismiss(self, by=None) -> None:
+        """Not duplicates: the pair stays, dismissed, so that the next search does not bring it back."""
+        updated = DuplicatePair.objects.filter(pk=self.pk, status=self.Status.OPEN).update(
+            status=self.Status.DISMISSED,
+            decided_by=by if getattr(by, "is_authenticated", False) else None,
+            decided_at=timezone.now(),
+        )
+        if not updated:
+            raise ValidationError(_("This pair was already decided."))
+        self.refresh_from_db()
 
 
 class DatasetVersion(models.Model):

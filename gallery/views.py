@@ -16,29 +16,37 @@ from django.views.decorators.http import require_GET
 from gallery.forms import BrowseForm, UploadForm
 from gallery.models import Painting
 from gallery.uploads import accept_uploads
+from gallery.views_curation import curation_context
 
 PAGE_SIZE = 24
 
 
 @require_GET
 def painting_list(request: HttpRequest) -> HttpResponse:
-    form = BrowseForm(request.GET, class_names=Painting.objects.class_names())
+    class_names = Painting.objects.class_names()
+    form = BrowseForm(request.GET, class_names=class_names)
     page = Paginator(Painting.objects.browse(request.GET), PAGE_SIZE).get_page(request.GET.get("page"))
     page_range = page.paginator.get_elided_page_range(page.number, on_each_side=1, on_ends=1)
-    context = {"form": form, "page": page, "page_range": page_range}
+    # class_names: the curators' bulk bar offers the same classes as the filters.
+    context = {"form": form, "page": page, "page_range": page_range, "class_names": class_names}
     return render(request, "gallery/painting_list.html", context)
 
 
-@require_GET
-def painting_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    painting = get_object_or_404(Painting.objects.select_related("uploaded_by"), pk=pk)
+def detail_context(painting: Painting) -> dict:
+    """What a painting's page shows (also when the relabel form comes back with errors)."""
     prediction = painting.active_prediction()
-    context = {
+    return {
         "painting": painting,
         "prediction": prediction,
         "history": painting.prediction_history(),
         "similar": Painting.objects.similar_to(prediction, k=6) if prediction else [],
     }
+
+
+@require_GET
+def painting_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    painting = get_object_or_404(Painting.objects.select_related("uploaded_by"), pk=pk)
+    context = detail_context(painting) | curation_context(request, painting)
     return render(request, "gallery/painting_detail.html", context)
 
 

@@ -65,8 +65,11 @@ def _class_dirs(folder: Path) -> list[str]:
     return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "_")))
 
 
-def find_class_names(root: Path) -> list[str]:
-    """Class names of a dataset: folder names, sorted, united over splits in the study's layout."""
+def find_class_names(root: Path, min_classes: int = 2) -> list[str]:
+    """Class names of a dataset: folder names, sorted, united over splits in the study's layout.
+
+    Training needs two classes; the site's import also reads a single new class (``min_classes=1``).
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {root}")
@@ -74,10 +77,10 @@ def find_class_names(root: Path) -> list[str]:
         names = sorted({c for s in SPLITS if (root / s).is_dir() for c in _class_dirs(root / s)})
     else:
         names = _class_dirs(root)
-    if len(names) < 2:
+    if len(names) < min_classes:
         raise ValueError(
             f"{root} holds {len(names)} class folder(s) ({', '.join(names) or 'none'}); "
-            "expected at least 2, as DATA/{class}/ or DATA/{train,val,test}/{class}/"
+            f"expected at least {min_classes}, as DATA/{{class}}/ or DATA/{{train,val,test}}/{{class}}/"
         )
     return names
 

@@ -205,6 +205,9 @@ CLASSIFY_BATCH_SIZE = env_int("SANSUHA_CLASSIFY_BATCH", 16)  # pending predictio
 CLASSIFY_LONG_SIDE = 1024  # images are classified and overlaid at this size at most
 CLASSIFY_SOFT_TIME_LIMIT = env_int("SANSUHA_CLASSIFY_SOFT_TIME_LIMIT", 300)
 CLASSIFY_STALE_AFTER = timedelta(seconds=env_int("SANSUHA_STALE_SECONDS", 600))
+# Trainings run for minutes to hours: their own queue, so a deployment can give them their own worker
+# (`celery worker -Q training`); `make run` and the compose file's worker consume both queues.
+CELERY_TASK_ROUTES = {"classifier.tasks.train_model": {"queue": "training"}}
 CELERY_BEAT_SCHEDULE = {
     "requeue-pending-predictions": {
         "task": "classifier.tasks.requeue_pending",

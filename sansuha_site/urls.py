@@ -19,6 +19,7 @@ router.register("model-versions", ModelVersionViewSet, basename="modelversion")
 
 urlpatterns = [
     path("", include("gallery.urls")),
+    path("models/", include("classifier.urls", namespace="models")),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -119,8 +119,9 @@ say "Database: ${DATABASE_URL:-SQLite db.sqlite3 (set DATABASE_URL for PostgreSQ
 # --- worker and web -----------------------------------------------------------------------------
 
 BEAT_DIR="$(mktemp -d "${TMPDIR:-/tmp}/sansuha-beat.XXXXXX")"
-say "Worker: Celery, one process, with the sweep (beat) inside"
-"$VENV_BIN/celery" -A sansuha_site worker --loglevel=info --concurrency=1 --queues celery \
+say "Worker: Celery, one process, with the sweep (beat) inside; queues celery and training"
+# One process for both queues: while a training runs, new uploads wait for it to finish.
+"$VENV_BIN/celery" -A sansuha_site worker --loglevel=info --concurrency=1 --queues celery,training \
     -n "sansuha-dev@%h" -B --schedule "$BEAT_DIR/celerybeat-schedule" &
 WEB_PIDS+=($!)
 

@@ -29,3 +29,22 @@ def css_percent(value: float | None) -> str:
 @register.filter
 def short_hash(value: str, length: int = 12) -> str:
     return (value or "")[: int(length)]
+
+
+@register.filter
+def is_curator(user) -> bool:
+    """``{% if user|is_curator %}``: may this user curate? Asked once per request (the answer is kept on
+    the user object), however many times the templates ask."""
+    from gallery.permissions import is_curator as check
+
+    cached = getattr(user, "_sansuha_is_curator", None)
+    if cached is None:
+        cached = check(user)
+        user._sansuha_is_curator = cached
+    return cached
+
+
+@register.filter
+def ranked(probabilities: dict | None) -> list[tuple[str, float]]:
+    """A prediction's ``{class: p}``, most probable first."""
+    return sorted((probabilities or {}).items(), key=lambda kv: -kv[1])

@@ -6,8 +6,7 @@ from pathlib import Path
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 
-from classifier.models import ModelVersion, Prediction, request_prediction
-from gallery.models import Painting
+from classifier.models import ModelVersion, Prediction
 
 
 def read_checkpoint_header(path: Path) -> dict:
@@ -70,11 +69,7 @@ class Command(BaseCommand):
             )
         )
         if activate:
-            version.activate()
-            queued = 0
-            for painting in Painting.objects.exclude(predictions__model_version=version).iterator():
-                request_prediction(painting, version)
-                queued += 1
+            queued = version.activate_and_reclassify()
             pending = Prediction.objects.filter(model_version=version).exclude(status="done").count()
             self.stdout.write(
                 f"activated; {queued} painting(s) queued for classification ({pending} pending)"
