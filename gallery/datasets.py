@@ -61,7 +61,7 @@ from ml.data import (
     is_split_layout,
     list_samples,
 )
-from ml.split import NEAR_DUPLICATE_BITS, Item, assign_splits, dhash, find_duplicates
+from ml.split import NEAR_DUPLICATE_BITS, Item, UnionFind, assign_splits, dhash, find_duplicates
 
 log = logging.getLogger(__name__)
 
@@ -389,25 +389,6 @@ def _fill_in(painting: Painting, meta: dict) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-class _Components:
-    """Union-find over string keys: the sets of paintings that must share a split."""
-
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-
-    def find(self, x: str) -> str:
-        self.parent.setdefault(x, x)
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
-
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:  # the smaller key names the set: the same data gives the same names
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def _group_key(p: Painting) -> str:
     return f"group:{p.group}" if p.group else f"painting:{p.pk}"
 
@@ -453,7 +434,7 @@ def _describe(p: Painting) -> str:
 
 
 def _leaks(
-    members: dict[str, list[Painting]], pairs: list[tuple[Painting, Painting, int]], components: _Components
+    members: dict[str, list[Painting]], pairs: list[tuple[Painting, Painting, int]], components: UnionFind
 ) -> list[str]:
     """One message per duplicate set whose paintings already sit in different splits."""
     messages = []
@@ -519,7 +500,7 @@ def freeze(
                 f"Curated labels name {len(class_names)} class(es) ({', '.join(class_names) or 'none'}); "
                 "a dataset needs at least two. Label more paintings first."
             )
-        components = _Components()
+        components = UnionFind()
         for p in paintings:
             components.find(_group_key(p))
         pairs = near_duplicates(paintings)

@@ -122,7 +122,9 @@ def find_duplicates(
     return pairs
 
 
-class _UnionFind:
+class UnionFind:
+    """Union-find over string keys; the smaller key names a set, so the same data gives the same names."""
+
     def __init__(self) -> None:
         self.parent: dict[str, str] = {}
 
@@ -190,7 +192,7 @@ def plan_split(
             "identical files filed under different classes; fix their labels first:\n"
             + "\n".join(f"  {_describe(items[i])} == {_describe(items[j])}" for i, j in conflicts)
         )
-    uf = _UnionFind()
+    uf = UnionFind()
     for it in items:
         uf.find(it.sample.group)
     if merge_duplicates:
