@@ -114,6 +114,7 @@ def main() -> int:
         "SANSUHA_UPLOAD_RATE": "100000/hour",
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": "bench-only",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SANSUHA_SERVE_MEDIA": "true",
         "DJANGO_SECURE_COOKIES": "false",
     }
@@ -127,6 +128,8 @@ def main() -> int:
     )
     subprocess.run(["redis-cli", "-n", "14", "flushdb"], check=True, capture_output=True)
     subprocess.run([PY, "manage.py", "migrate", "-v", "0"], cwd=REPO, env=env, check=True)
+    # Production settings serve hashed static files: collect them first, as the Dockerfile does.
+    subprocess.run([PY, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
     subprocess.run(
         [PY, "manage.py", "import_model", str(args.checkpoint), "--name", "bench", "--activate"],
         cwd=REPO,
