@@ -45,6 +45,7 @@ class Predictor:
         self.class_names = list(class_names)
         self.transform = eval_transform(image_size, *normalization(arch))
         self._cam = None
+        self.cam_chunk = 4  # images per Grad-CAM pass
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str | None = None) -> Predictor:
@@ -88,10 +89,17 @@ class Predictor:
         if gradcam:
             from ml.explain import overlay, resize_map
 
-            logits, feats, maps = self.cam_runner()(self._batch(images))
-            probs = torch.softmax(logits.float(), 1).cpu().numpy()
-            feats = feats.float().cpu().numpy()
-            heatmaps = [resize_map(m, im.size) for m, im in zip(maps, images, strict=True)]
+            # Grad-CAM needs a backward pass, whose activations grow with the batch: run it in
+            # chunks so that a worker's memory stays bounded whatever batch it was handed.
+            probs_parts, feats_parts, heatmaps = [], [], []
+            runner = self.cam_runner()
+            for i in range(0, len(images), self.cam_chunk):
+                chunk = images[i : i + self.cam_chunk]
+                logits, feats, maps = runner(self._batch(chunk))
+                probs_parts.append(torch.softmax(logits.float(), 1).cpu().numpy())
+                feats_parts.append(feats.float().cpu().numpy())
+                heatmaps += [resize_map(m, im.size) for m, im in zip(maps, chunk, strict=True)]
+            probs, feats = np.concatenate(probs_parts), np.concatenate(feats_parts)
         else:
             probs, feats = self.probabilities(images, batch_size=len(images))
         out = []
