@@ -224,18 +224,25 @@ def main() -> int:
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(send, conc_files))
         upload_s = time.perf_counter() - t0
+        uploads_done_at = datetime.now(UTC)
         wait_done(list(sent), 1800)
         lat = latencies(sent)
         rows = Prediction.objects.filter(painting_id__in=sent)
         first = min(r.started_at for r in rows)
         last = max(r.finished_at for r in rows)
-        worker_ips = len(lat) / (last - first).total_seconds()
+        burst_ips = len(lat) / (last - first).total_seconds()
+        # While uploads arrive, gunicorn shares the two cores with the worker; the fair comparison
+        # with the bare Predictor is the stretch after the last upload, when the worker is alone.
+        after = rows.filter(finished_at__gt=uploads_done_at).count()
+        worker_ips = after / max(1e-9, (last - uploads_done_at).total_seconds())
         results["concurrent"] = {
             "n": len(lat),
             "median_s": statistics.median(lat),
             "p95_s": pct(lat, 0.95),
             "upload_wall_s": upload_s,
-            "worker_images_per_s": worker_ips,
+            "worker_images_per_s_during_burst": burst_ips,
+            "worker_images_per_s_after_uploads": worker_ips,
+            "finished_after_uploads": after,
             "failed": rows.filter(status=Status.FAILED).count(),
         }
         print("concurrent", results["concurrent"], flush=True)
