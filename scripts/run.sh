@@ -119,10 +119,14 @@ say "Database: ${DATABASE_URL:-SQLite db.sqlite3 (set DATABASE_URL for PostgreSQ
 # --- worker and web -----------------------------------------------------------------------------
 
 BEAT_DIR="$(mktemp -d "${TMPDIR:-/tmp}/sansuha-beat.XXXXXX")"
-say "Worker: Celery, one process, with the sweep (beat) inside; queues celery and training"
-# One process for both queues: while a training runs, new uploads wait for it to finish.
-"$VENV_BIN/celery" -A sansuha_site worker --loglevel=info --concurrency=1 --queues celery,training \
-    -n "sansuha-dev@%h" -B --schedule "$BEAT_DIR/celerybeat-schedule" &
+say "Workers: Celery for classification (queue celery, with the sweep inside) and for training (queue training)"
+# Two workers, so that uploads keep being classified while the admin's training runs. Neither
+# imports torch until its first task.
+"$VENV_BIN/celery" -A sansuha_site worker --loglevel=info --concurrency=1 --queues celery \
+    -n "sansuha-classify@%h" -B --schedule "$BEAT_DIR/celerybeat-schedule" &
+WEB_PIDS+=($!)
+"$VENV_BIN/celery" -A sansuha_site worker --loglevel=info --concurrency=1 --queues training \
+    -n "sansuha-train@%h" &
 WEB_PIDS+=($!)
 
 say "Web: manage.py runserver $WEB_HOST:$WEB_PORT"
