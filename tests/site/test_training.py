@@ -15,12 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +34,7 @@ from gallery.uploads import save_painting
 from .factory import make_admin, make_curator, make_painting, make_user
 from .test_commands import write_checkpoint
 from .test_sweep import queued_task_args, redis_queue, redis_url
-from .test_worker_e2e import REPO, stop_worker, test_database_url
+from .test_worker_e2e import start_worker, stop_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -454,36 +451,6 @@ def test_a_finished_trainings_page_links_its_model_version_and_a_failed_one_show
 WORKER_TIMEOUT_S = 150  # torch import, 2 epochs, evaluation with Grad-CAM and t-SNE, on 2 busy cores
 
 
-def start_worker(broker_url: str, media_root: Path, log_path: Path) -> subprocess.Popen:
-    """A real Celery worker consuming both queues, as `make run` starts it, on the test database."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "sansuha_site.settings",
-        "DATABASE_URL": test_database_url(),
-        "CELERY_BROKER_URL": broker_url,
-        "SANSUHA_MEDIA_ROOT": str(media_root),
-        "PYTHONPATH": str(REPO),
-    }
-    command = [
-        str(Path(sys.executable).parent / "celery"),
-        "-A",
-        "sansuha_site",
-        "worker",
-        "--concurrency=1",
-        "--pool=prefork",
-        "--loglevel=info",
-        "--queues=celery,training",
-        f"--hostname=training-e2e-{uuid.uuid4().hex[:8]}@%h",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
 def wait_for(what: str, done, worker: subprocess.Popen, timeout: float = WORKER_TIMEOUT_S):
     deadline = time.monotonic() + timeout
     while True:
@@ -507,7 +474,7 @@ def test_a_model_trained_from_the_admin_by_a_real_worker_is_activated_and_classi
     client.force_login(make_admin())
     log_path = tmp_path / "worker.log"
     with redis_queue(WORKER_REDIS_DB):
-        worker = start_worker(redis_url(WORKER_REDIS_DB), media_in_tmp, log_path)
+        worker = start_worker(redis_url(WORKER_REDIS_DB), media_in_tmp, log_path, queues="celery,training")
         failed = False
         try:
             response = client.post(

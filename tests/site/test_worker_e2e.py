@@ -53,7 +53,10 @@ def test_database_url() -> str:
 test_database_url.__test__ = False  # a helper, not a test
 
 
-def start_worker(broker_url: str, media_root: Path, log_path: Path) -> subprocess.Popen:
+def start_worker(
+    broker_url: str, media_root: Path, log_path: Path, queues: str = "celery"
+) -> subprocess.Popen:
+    """A real Celery worker (prefork, one child) on the test database, consuming ``queues``."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "sansuha_site.settings",
@@ -70,7 +73,7 @@ def start_worker(broker_url: str, media_root: Path, log_path: Path) -> subproces
         "--concurrency=1",
         "--pool=prefork",
         "--loglevel=info",
-        "--queues=celery",
+        f"--queues={queues}",
         f"--hostname=e2e-{uuid.uuid4().hex[:8]}@%h",
         # Nothing to talk to but this test: skip the cluster chatter, start sooner.
         "--without-gossip",
