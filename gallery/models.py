@@ -324,8 +324,10 @@ class DuplicatePair(models.Model):
         MERGED = "merged", _("merged")
         DISMISSED = "dismissed", _("dismissed")
 
-    a = models.ForeignKey(Painting, on_delete=models.CASCADE, related_name="+")
-    b = models.ForeignKey(Painting, on_delete=models.CASCADE, related_name="+")
+    # SET_NULL: a merge deletes one painting, and the pair stays as the record of that merge.
+    a = models.ForeignKey(Painting, null=True, on_delete=models.SET_NULL, related_name="+")
+    b = models.ForeignKey(Painting, null=True, on_delete=models.SET_NULL, related_name="+")
+    note = models.CharField(max_length=500, blank=True, help_text="what a merge kept and removed")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     distance = models.FloatField(help_text="dHash bits apart, or 1 - cosine similarity")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
@@ -349,9 +351,10 @@ class DuplicatePair(models.Model):
         to the kept one, the kept label stays (the other's is taken, as a LabelChange, when the kept
         one has none), missing metadata is copied, and the other painting goes with its files.
 
-        The pair row goes too (its foreign keys cascade), as do the removed painting's other pairs;
-        this object is left saying ``merged``. Refuses a pair already decided, a painting outside the
-        pair, and removing a painting that a frozen dataset version holds."""
+        The pair stays, ``merged``, with a note naming both paintings: the record of the merge. The
+        removed painting's other open pairs move to the kept one (or go, when they would pair it
+        with itself or repeat a pair). Refuses a pair already decided, a painting outside the pair,
+        and removing a painting that a frozen dataset version holds."""
         pair = DuplicatePair.objects.select_for_update().get(pk=self.pk)
         if pair.status != self.Status.OPEN:
             raise ValidationError(_("This pair was already decided (%(status)s).") % {"status": pair.status})
@@ -384,10 +387,28 @@ class DuplicatePair(models.Model):
                 storage.delete(name)
 
         transaction.on_commit(delete_files)
+        for field, other_field in (("a", "b"), ("b", "a")):
+            for moved in DuplicatePair.objects.filter(**{field: other}, status=self.Status.OPEN).exclude(
+                pk=self.pk
+            ):
+                partner = getattr(moved, f"{other_field}_id")
+                ids = sorted([kept.pk, partner])
+                exists = DuplicatePair.objects.filter(a_id=ids[0], b_id=ids[1]).exclude(pk=moved.pk).exists()
+                if partner == kept.pk or exists:
+                    moved.delete()
+                else:
+                    DuplicatePair.objects.filter(pk=moved.pk).update(a_id=ids[0], b_id=ids[1])
+        self.note = (
+            f"kept painting {kept.pk} ({kept.title or 'untitled'}); removed painting {other.pk} "
+            f"({other.title or 'untitled'}, sha256 {other.sha256[:12]})"
+        )[:500]
         other.delete()
 
         self.status, self.decided_at = self.Status.MERGED, timezone.now()
         self.decided_by = by if getattr(by, "is_authenticated", False) else None
+        DuplicatePair.objects.filter(pk=self.pk).update(
+            status=self.status, decided_at=self.decided_at, decided_by=self.decided_by, note=self.note
+        )
         keep.refresh_from_db()
         return kept
 

@@ -206,8 +206,25 @@ def test_merge_keeps_the_kept_label_and_gathers_both_histories(
     assert not any(f.exists() for f in b_files) and Path(a.image.path).exists()
     history = list(LabelChange.objects.filter(painting=a).values_list("reason", flat=True))
     assert sorted(history) == ["corrected", "first import", "mistaken"]
-    assert not DuplicatePair.objects.filter(pk=pair.pk).exists()  # it went with the removed painting
-    assert pair.status == DuplicatePair.Status.MERGED and pair.decided_by == curator
+    record = DuplicatePair.objects.get(pk=pair.pk)  # the pair stays as the record of the merge
+    assert record.status == DuplicatePair.Status.MERGED and record.decided_by == curator
+    assert record.a_id == a.pk and record.b_id is None
+    assert f"removed painting {b.pk}" in record.note and f"kept painting {a.pk}" in record.note
+
+
+def test_merge_moves_the_removed_paintings_other_pairs_to_the_kept_one(pair, curator):
+    a, b = pair.a, pair.b
+    c, d = make_painting(title="Third copy"), make_painting(title="Fourth copy")
+    with_c = DuplicatePair.objects.create(a=b, b=c, kind=DuplicatePair.Kind.DHASH, distance=6)
+    with_d = DuplicatePair.objects.create(a=b, b=d, kind=DuplicatePair.Kind.DHASH, distance=7)
+    DuplicatePair.objects.create(a=a, b=d, kind=DuplicatePair.Kind.DHASH, distance=5)  # already paired
+
+    pair.merge(a, by=curator)
+
+    moved = DuplicatePair.objects.get(pk=with_c.pk)
+    assert (moved.a_id, moved.b_id, moved.status) == (a.pk, c.pk, DuplicatePair.Status.OPEN)
+    assert not DuplicatePair.objects.filter(pk=with_d.pk).exists()  # would repeat (a, d)
+    assert DuplicatePair.objects.filter(a=a, b=d).count() == 1
 
 
 def test_merge_takes_the_other_label_when_the_kept_one_has_none(pair, curator):
