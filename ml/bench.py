@@ -131,6 +131,17 @@ def inference_speed(checkpoint: Path, out: Path, repeats_b1: int = 30, repeats_b
         _median_time(lambda: eager(cl, x32c), repeats_b32, 1),
     )
     model = model.to(memory_format=torch.contiguous_format)
+    # What the product ships: the Predictor's own forward pass (runtime "auto": ONNX Runtime on
+    # CPU when installed), logits and embeddings, on the same tensors.
+    from ml.inference import Predictor
+
+    with Predictor.from_checkpoint(checkpoint, "cpu") as predictor:
+        predictor.forward(x1)  # builds (or reads the cached) ONNX graph outside the timing
+        used = "onnxruntime" if predictor.onnx_runner() is not None else "torch"
+        results[f"Predictor ({used})"] = (
+            _median_time(lambda: predictor.forward(x1), repeats_b1, 3),
+            _median_time(lambda: predictor.forward(x32), repeats_b32, 1),
+        )
     try:
         import onnxruntime as ort
 
@@ -217,6 +228,37 @@ def speed_table(name: str, speed: dict) -> str:
     return "\n".join(lines)
 
 
+def speed_only(out: Path) -> int:
+    """The inference tables alone: minutes instead of the full benchmark's hour."""
+    from ml.models import save_checkpoint
+
+    out.mkdir(parents=True, exist_ok=True)
+    tables = []
+    for arch, weights, preset in RUNS:
+        if preset != "robust":
+            continue  # same architecture as another run: same speed
+        run = out / f"{arch}-{weights}-{preset}"
+        checkpoint = run / "best.pt"
+        if not checkpoint.is_file():
+            checkpoint = out / f"{arch}-untrained.pt"
+            imagenet = "imagenet" if weights == "imagenet" else "none"
+            save_checkpoint(
+                checkpoint,
+                model_state_dict=build_model(arch, 2, imagenet).state_dict(),
+                class_names=["cn", "jp"],
+                arch=arch,
+                config=TrainConfig(arch=arch).to_dict(),
+                epoch=0,
+            )
+        speed = inference_speed(checkpoint, checkpoint.parent)
+        tables.append(speed_table(f"{arch} ({checkpoint})", speed))
+    env = f"Environment: date {dt.date.today()}, torch {torch.__version__}, threads {torch.get_num_threads()}"
+    report = "\n\n".join([*tables, env])
+    (out / "speed.md").write_text(report + "\n")
+    print(report)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(prog="python -m ml.bench", description=__doc__.split("\n\n")[0])
@@ -227,7 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
+    p.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="only the inference-runtime tables, on each run's best.pt when OUT has one, else on an "
+        "untrained checkpoint of the same architecture (speed does not depend on the weights' values)",
+    )
     args = p.parse_args(argv)
+    if args.speed_only:
+        return speed_only(args.out)
     if not args.data.is_dir():
         print(f"error: dataset not found at {args.data}; pass --data", file=sys.stderr)
         return 2

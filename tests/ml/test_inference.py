@@ -42,6 +42,54 @@ def test_gradcam_and_plain_passes_agree(predictor):
     np.testing.assert_allclose(cam.embedding, plain.embedding, atol=1e-4)
 
 
+def test_onnx_runtime_and_pytorch_give_the_same_predictions(trained_run):
+    rng = np.random.default_rng(10)
+    images = [synthetic_image(c, rng, (96 + 7 * i, 80)) for i, c in enumerate(["warm", "cool"] * 3)]
+    with (
+        Predictor.from_checkpoint(trained_run / "best.pt", "cpu", runtime="torch") as eager,
+        Predictor.from_checkpoint(trained_run / "best.pt", "cpu", runtime="onnxruntime") as onnx,
+    ):
+        p_eager, f_eager = eager.probabilities(images, batch_size=4)
+        p_onnx, f_onnx = onnx.probabilities(images, batch_size=4)
+        assert onnx.onnx_runner() is not None and eager.onnx_runner() is None
+    assert p_onnx.shape == (6, 2) and f_onnx.shape == (6, 512)
+    np.testing.assert_allclose(p_onnx, p_eager, atol=1e-4)
+    np.testing.assert_allclose(f_onnx, f_eager, rtol=1e-3, atol=1e-4)
+    assert [int(i) for i in p_onnx.argmax(1)] == [1, 0] * 3  # warm, cool in class order (cool, warm)
+
+
+def test_the_onnx_graph_is_cached_beside_the_checkpoint_and_rebuilt_when_stale(trained_run, tmp_path):
+    import os
+    import shutil
+
+    checkpoint = tmp_path / "best.pt"
+    shutil.copy(trained_run / "best.pt", checkpoint)
+    im = synthetic_image("warm", np.random.default_rng(11))
+    with Predictor.from_checkpoint(checkpoint, "cpu", runtime="onnxruntime") as p:
+        first = p.probabilities([im])[0]
+    graph = tmp_path / "best.onnx"
+    assert graph.is_file() and graph.stat().st_size > 1_000_000
+    cached = graph.stat()
+    with Predictor.from_checkpoint(checkpoint, "cpu", runtime="onnxruntime") as p:
+        np.testing.assert_allclose(p.probabilities([im])[0], first, atol=1e-6)
+    again = graph.stat()
+    assert (again.st_ino, again.st_mtime_ns) == (cached.st_ino, cached.st_mtime_ns), (
+        "a fresh cache must be read, not rewritten"
+    )
+    old = checkpoint.stat().st_mtime - 10
+    os.utime(graph, (old, old))  # the checkpoint is now newer than its graph
+    with Predictor.from_checkpoint(checkpoint, "cpu", runtime="onnxruntime") as p:
+        p.probabilities([im])
+    assert graph.stat().st_ino != cached.st_ino, "a stale cache must be rebuilt"
+    assert graph.stat().st_mtime >= checkpoint.stat().st_mtime
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_an_unknown_runtime_is_refused(trained_run):
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        Predictor.from_checkpoint(trained_run / "best.pt", "cpu", runtime="tensorrt")
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
