@@ -102,6 +102,33 @@ class ModelVersion(models.Model):
         return self.metrics.get("accuracy")
 
 
+class TrainingRunQuerySet(models.QuerySet):
+    def abandoned(self, older_than: timedelta) -> TrainingRunQuerySet:
+        """Runs still marked running whose process has stopped giving signs of life: a killed
+        worker, a machine restarted. A live run refreshes ``heartbeat`` every few seconds."""
+        cutoff = timezone.now() - older_than
+        return self.filter(state=TrainingRun.State.RUNNING).filter(
+            Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True, started__lt=cutoff)
+        )
+
+    def fail_abandoned(self, older_than: timedelta) -> int:
+        """Mark abandoned runs failed, saying why: nothing else would ever end them."""
+        failed = 0
+        for run in self.abandoned(older_than):
+            last = run.heartbeat or run.started
+            failed += TrainingRun.objects.filter(pk=run.pk, state=TrainingRun.State.RUNNING).update(
+                state=TrainingRun.State.FAILED,
+                message="failed: the process running it stopped",
+                error=(
+                    "The process running this training stopped giving signs of life at "
+                    f"{last:%Y-%m-%d %H:%M:%S %Z} (the worker was probably stopped or killed, or its "
+                    "machine restarted). No model version was registered. Start the training again."
+                ),
+                finished=timezone.now(),
+            )
+        return failed
+
+
 class TrainingRun(models.Model):
     """A training requested from the admin or `manage.py train`: its options, live progress and result."""
 
@@ -125,6 +152,11 @@ class TrainingRun(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    # Refreshed every TRAINING_HEARTBEAT_SECONDS while the run's process lives; the sweep fails a
+    # running run whose heartbeat is older than TRAINING_STALE_AFTER.
+    heartbeat = models.DateTimeField(null=True, blank=True)
+
+    objects = TrainingRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created"]

@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -470,6 +471,40 @@ def queue_training(run: TrainingRun) -> None:
     transaction.on_commit(send)
 
 
+class Heartbeat:
+    """While the ``with`` block runs, a thread refreshes the run's ``heartbeat`` every
+    ``interval`` seconds. It dies with the process, which is the point: a run whose heartbeat
+    stops is one whose process was killed, and the sweep marks it failed."""
+
+    def __init__(self, run_pk: int, interval: float) -> None:
+        self.run_pk, self.interval = run_pk, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-run-{run_pk}", daemon=True)
+
+    def _beat(self) -> None:
+        try:
+            while True:
+                try:
+                    TrainingRun.objects.filter(pk=self.run_pk, state=TrainingRun.State.RUNNING).update(
+                        heartbeat=timezone.now()
+                    )
+                except Exception as exc:  # noqa: BLE001 - e.g. SQLite busy: try again next beat
+                    log.warning("training run %s: heartbeat not written (%s)", self.run_pk, exc)
+                    connection.close()  # a broken connection is reopened on the next query
+                if self._stop.wait(self.interval):
+                    return
+        finally:
+            connection.close()  # this thread's own database connection
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 def run_training(run: TrainingRun | int, progress: Progress | None = None) -> ModelVersion | None:
     """Carry out a queued TrainingRun: its state goes queued -> running -> done (with the model
     version) or failed (with the error). Returns None without doing anything when the run is not
@@ -480,13 +515,15 @@ def run_training(run: TrainingRun | int, progress: Progress | None = None) -> Mo
         if run is None or run.state != TrainingRun.State.QUEUED:
             return None
         run.state, run.started = TrainingRun.State.RUNNING, timezone.now()
-        run.save(update_fields=["state", "started"])
+        run.heartbeat = run.started
+        run.save(update_fields=["state", "started", "heartbeat"])
     try:
         if run.dataset_version is None:
             raise TrainingError("its dataset version was deleted")
-        version = train_model_version(
-            TrainOptions.from_dict(run.options), run.dataset_version, run=run, progress=progress
-        )
+        with Heartbeat(run.pk, settings.TRAINING_HEARTBEAT_SECONDS):
+            version = train_model_version(
+                TrainOptions.from_dict(run.options), run.dataset_version, run=run, progress=progress
+            )
     except BaseException as exc:
         if isinstance(exc, TrainingError):
             error = str(exc)

@@ -9,7 +9,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from classifier.models import Prediction, Status, enqueue
+from classifier.models import Prediction, Status, TrainingRun, enqueue
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,16 @@ def classify_painting(self, prediction_id: int) -> int:
 @shared_task
 def requeue_pending() -> int:
     """The sweep (Celery beat): re-queue predictions left pending (broker was down at upload) or
-    abandoned while running (worker killed)."""
+    abandoned while running (worker killed); and fail trainings whose process stopped, which
+    would otherwise show "running" for ever. Returns the number of predictions re-queued."""
     ids = list(Prediction.objects.stale(settings.CLASSIFY_STALE_AFTER).values_list("pk", flat=True)[:1000])
     for pk in ids:
         enqueue(pk)
     if ids:
         log.info("re-queued %d stale prediction(s)", len(ids))
+    failed = TrainingRun.objects.fail_abandoned(settings.TRAINING_STALE_AFTER)
+    if failed:
+        log.warning("marked %d abandoned training run(s) failed", failed)
     return len(ids)
 
 

@@ -205,6 +205,10 @@ CLASSIFY_BATCH_SIZE = env_int("SANSUHA_CLASSIFY_BATCH", 16)  # pending predictio
 CLASSIFY_LONG_SIDE = 1024  # images are classified and overlaid at this size at most
 CLASSIFY_SOFT_TIME_LIMIT = env_int("SANSUHA_CLASSIFY_SOFT_TIME_LIMIT", 300)
 CLASSIFY_STALE_AFTER = timedelta(seconds=env_int("SANSUHA_STALE_SECONDS", 600))
+# A running training refreshes its heartbeat this often; the sweep fails one silent for longer than
+# TRAINING_STALE_AFTER (its process was killed: nothing else would ever end it).
+TRAINING_HEARTBEAT_SECONDS = env_int("SANSUHA_TRAINING_HEARTBEAT_SECONDS", 30)
+TRAINING_STALE_AFTER = timedelta(seconds=env_int("SANSUHA_TRAINING_STALE_SECONDS", 300))
 # Trainings run for minutes to hours: their own queue, so a deployment can give them their own worker
 # (`celery worker -Q training`); `make run` and the compose file's worker consume both queues.
 CELERY_TASK_ROUTES = {"classifier.tasks.train_model": {"queue": "training"}}
