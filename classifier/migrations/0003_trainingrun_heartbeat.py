@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('classifier', '0002_trainingrun'),
+        ("classifier", "0002_trainingrun"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='trainingrun',
-            name='heartbeat',
+            model_name="trainingrun",
+            name="heartbeat",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]
