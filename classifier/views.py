@@ -75,6 +75,11 @@ def comparison(versions: list[ModelVersion]) -> list[dict]:
             else:
                 cells.append(f"{_pct(r['accuracy'])} ({0.0 - r['accuracy_drop_points']:+.1f})")
         rows.append({"label": _("Shortcut check: %(d)s") % {"d": words}, "cells": cells, "group": "shortcut"})
+    cells = []
+    for m in metrics:
+        r = m.get("colour_check", {}).get("greyscale")
+        cells.append(f"{_pct(r['accuracy'])} ({0.0 - r['accuracy_drop_points']:+.1f})" if r else "—")
+    rows.append({"label": _("Colour check: in greyscale"), "cells": cells, "group": "shortcut"})
     rows.append(
         {
             "label": _("Likely mislabelled"),
@@ -158,6 +163,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "m": m,
         "per_class": [(c, m["per_class"][c]) for c in version.class_names if c in m.get("per_class", {})],
         "shortcut": [(DELIVERIES.get(k, k), r) for k, r in m.get("shortcut_check", {}).items()],
+        "colour": m.get("colour_check", {}).get("greyscale"),
         "plots": plots(version),
         "report": _report_text(version),
         "files": files,

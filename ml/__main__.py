@@ -48,6 +48,7 @@ def _train(args: argparse.Namespace) -> int:
         imbalance=args.imbalance,
         image_size=args.image_size,
         num_workers=args.workers,
+        greyscale_p=args.greyscale,
     )
     best = train(args.data, args.out, config, device=args.device, resume=args.resume)
     print(f"best checkpoint: {best}")
@@ -126,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--image-size", type=int, default=224)
     t.add_argument("--imbalance", choices=IMBALANCE, default="weighted_loss")
+    t.add_argument(
+        "--greyscale",
+        type=float,
+        default=TrainConfig.greyscale_p,
+        metavar="P",
+        help="robust preset: share of training images shown in greyscale (default %(default)s)",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--workers", type=int, default=-1, help="DataLoader workers (-1: auto)")
     t.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")

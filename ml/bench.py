@@ -186,6 +186,7 @@ def markdown_table(rows: list[dict]) -> str:
         "macro-F1 %",
         "reduced 224 + JPEG q75: acc. % (drop)",
         "upscaled 640 + sharpened: acc. % (drop)",
+        "greyscale (colour check): acc. % (drop)",
         "s / train epoch",
         "ms / image, batch 1",
         "images / s, batch 32",
@@ -196,6 +197,7 @@ def markdown_table(rows: list[dict]) -> str:
         low, high = m["accuracy_ci95"]
         red = m["shortcut_check"]["reduced_224_jpeg75"]
         up = m["shortcut_check"]["upscaled_640_sharpened"]
+        grey = m.get("colour_check", {}).get("greyscale")
         eager = r["speed"]["runtimes"]["eager"] if r.get("speed") else None
         cells = [
             r["name"],
@@ -204,6 +206,7 @@ def markdown_table(rows: list[dict]) -> str:
             _pct(m["macro_f1"]),
             f"{_pct(red['accuracy'])} ({red['accuracy_drop_points']:+.1f})",
             f"{_pct(up['accuracy'])} ({up['accuracy_drop_points']:+.1f})",
+            f"{_pct(grey['accuracy'])} ({grey['accuracy_drop_points']:+.1f})" if grey else "-",
             f"{r['epoch_s']:.1f}" if r.get("epoch_s") else "-",
             f"{eager['batch1_ms_per_image']:.1f}" if eager else "-",
             f"{eager['batch32_images_per_s']:.1f}" if eager else "-",

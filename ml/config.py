@@ -33,6 +33,9 @@ class TrainConfig:
     num_workers: int = -1
     # Images are decoded once and kept in memory with their long side at most this (pixels).
     cache_long_side: int = 448
+    # Robust preset only: the share of training images turned greyscale, whatever their class
+    # (ml.transforms.train_transform). 0 keeps colour in every image.
+    greyscale_p: float = 0.0
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -43,6 +46,8 @@ class TrainConfig:
             raise ValueError(f"unknown imbalance {self.imbalance!r}; choose one of {', '.join(IMBALANCE)}")
         if self.select_on not in ("balanced_accuracy", "accuracy"):
             raise ValueError("select_on must be 'balanced_accuracy' or 'accuracy'")
+        if not 0 <= self.greyscale_p <= 1:
+            raise ValueError("greyscale_p must be between 0 and 1")
         for name in ("epochs", "batch_size", "image_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

@@ -13,6 +13,10 @@ The **shortcut check** scores the test split three times: as delivered, after ev
 reduced to 224 x 224 and re-encoded as JPEG q75 (how the shared data's Japanese prints arrived),
 and after every image is upscaled to 640 px and sharpened (how a crisp scan arrives). A model
 that learned the painting loses little; one that learned the delivery collapses.
+
+The **colour check** scores it once more in greyscale: how much of the decision is "ink or colour
+print" (see ml.transforms.COLOUR_CHECK). No target: it is there to be read beside the colour
+baseline, which collapses by construction.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from PIL import Image
 
 from ml import metrics, plots
 from ml.data import Sample, list_samples, load_samples
-from ml.transforms import DELIVERIES
+from ml.transforms import COLOUR_CHECK, DELIVERIES
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +49,14 @@ def shortcut_check(
     labels: Sequence[int],
     class_names: Sequence[str],
     probs: np.ndarray | None = None,
+    deliveries: dict = DELIVERIES,
 ) -> dict:
     """Accuracy and balanced accuracy under each delivery, and the drop in points from as-delivered.
 
     ``probs``: the as-delivered probabilities when the caller already has them.
     """
     results = {}
-    for name, deliver in DELIVERIES.items():
+    for name, deliver in deliveries.items():
         if deliver is None and probs is not None:
             preds = probs.argmax(1).tolist()
         else:
@@ -83,7 +88,9 @@ def per_source(samples: Sequence[Sample], y_pred: Sequence[int], class_names) ->
     return out
 
 
-def _report_text(title: str, m: dict, shortcut: dict, sources: dict, class_names) -> str:
+def _report_text(
+    title: str, m: dict, shortcut: dict, sources: dict, class_names, colour: dict | None = None
+) -> str:
     lines = [title, "=" * len(title), ""]
     lines.append(f"{'class':<14}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for c in class_names:
@@ -109,6 +116,16 @@ def _report_text(title: str, m: dict, shortcut: dict, sources: dict, class_names
                 f"{100 * r['balanced_accuracy']:>9.1f}%{r['balanced_accuracy_drop_points']:>+7.1f}"
             )
         lines.append("  (drop in points from as-delivered; positive = worse. Target: at most 2.)")
+    if colour:
+        g = colour["greyscale"]
+        recalls = ", ".join(f"{c} {100 * r:.1f}%" for c, r in g["recall"].items())
+        lines += [
+            "",
+            "colour check (same test images in greyscale: how much the decision rests on colour)",
+            f"  accuracy {100 * g['accuracy']:.1f}% ({g['accuracy_drop_points']:+.1f}), balanced "
+            f"{100 * g['balanced_accuracy']:.1f}% ({g['balanced_accuracy_drop_points']:+.1f}); "
+            f"recall per class: {recalls}",
+        ]
     if sources:
         lines += ["", "accuracy per source"]
         for source, r in sources.items():
@@ -152,6 +169,7 @@ def write_report(
     m = metrics.summarize(labels, preds.tolist(), class_names)
     log.info("running the shortcut check (%d images x %d deliveries)", len(images), len(DELIVERIES))
     shortcut = shortcut_check(predict_proba, images, labels, class_names, probs)
+    colour = shortcut_check(predict_proba, images, labels, class_names, probs, COLOUR_CHECK)
     sources = per_source(samples, preds.tolist(), class_names)
     result = {
         "title": title,
@@ -159,10 +177,13 @@ def write_report(
         **(extra or {}),
         **m,
         "shortcut_check": shortcut,
+        "colour_check": colour,
         "per_source": sources,
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
-    (out / "classification_report.txt").write_text(_report_text(title, m, shortcut, sources, class_names))
+    (out / "classification_report.txt").write_text(
+        _report_text(title, m, shortcut, sources, class_names, colour)
+    )
 
     with (out / "predictions.csv").open("w", newline="") as f:
         w = csv.writer(f)

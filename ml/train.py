@@ -152,7 +152,7 @@ def prepare_data(data: Path, config: TrainConfig) -> PreparedData:
     counts = np.bincount(train_labels, minlength=len(class_names)).tolist()
     log.info("classes %s; train counts %s; val %d", class_names, counts, len(val_labels))
     mean, std = normalization(config.arch)
-    train_tf = train_transform(config.preset, config.image_size, mean, std)
+    train_tf = train_transform(config.preset, config.image_size, mean, std, config.greyscale_p)
     return PreparedData(
         class_names=class_names,
         train=ImageListDataset(train_images, train_labels, train_tf),

@@ -42,6 +42,18 @@ def test_metrics_hold_the_interval_the_shortcut_check_and_per_class_figures(eval
     assert "evaluate" in m["command"]
 
 
+def test_the_colour_check_exposes_a_model_that_only_learned_colour(evaluated_run):
+    """The synthetic classes differ by colour alone (warm vs cool): in greyscale the model that
+    separates them perfectly must fall to about chance, and the check must say so."""
+    m = json.loads((evaluated_run / "metrics.json").read_text())
+    grey = m["colour_check"]["greyscale"]
+    assert m["accuracy"] >= 0.9
+    assert grey["balanced_accuracy"] <= 0.7
+    assert grey["accuracy_drop_points"] == pytest.approx(100 * (m["accuracy"] - grey["accuracy"]))
+    assert set(grey["recall"]) == {"cool", "warm"}
+    assert "colour check" in (evaluated_run / "classification_report.txt").read_text()
+
+
 def test_predictions_csv_has_a_probability_per_class(evaluated_run):
     with (evaluated_run / "predictions.csv").open() as f:
         rows = list(csv.DictReader(f))

@@ -116,3 +116,11 @@ def test_resnet_imagenet_weights_are_genuine_when_present():
         coffee = model(tf(Image.fromarray(photos.coffee())).unsqueeze(0)).argmax().item()
     assert 281 <= cat <= 285
     assert coffee in (967, 968)
+
+
+def test_the_greyscale_share_is_checked_and_stored_in_the_config():
+    from ml.config import TrainConfig
+
+    with pytest.raises(ValueError, match="greyscale_p"):
+        TrainConfig(greyscale_p=1.5)
+    assert TrainConfig.from_dict(TrainConfig(greyscale_p=0.3).to_dict()).greyscale_p == 0.3

@@ -8,6 +8,7 @@ from ml.transforms import (
     DeliveryAugment,
     eval_transform,
     reduce_224_jpeg75,
+    to_greyscale,
     train_transform,
     upscale_640_sharpen,
 )
@@ -32,6 +33,17 @@ def test_robust_preset_is_the_study_behind_delivery_augmentation():
     robust = train_transform("robust")
     assert isinstance(robust.transforms[0], DeliveryAugment)
     assert _describe(T.Compose(robust.transforms[1:])) == _describe(train_transform("study"))
+
+
+def test_greyscale_training_share_sits_behind_the_delivery_augmentation_for_every_class():
+    robust = train_transform("robust", greyscale_p=0.3)
+    assert isinstance(robust.transforms[0], DeliveryAugment)
+    assert isinstance(robust.transforms[1], T.RandomGrayscale) and robust.transforms[1].p == 0.3
+    assert _describe(T.Compose(robust.transforms[2:])) == _describe(train_transform("study"))
+    assert _describe(train_transform("study", greyscale_p=0.3)) == _describe(train_transform("study"))
+    grey = to_greyscale(Image.new("RGB", (20, 10), (200, 40, 40)))
+    r, g, b = grey.getpixel((0, 0))
+    assert grey.mode == "RGB" and grey.size == (20, 10) and r == g == b
 
 
 def test_delivery_augment_varies_size_and_keeps_rgb():

@@ -53,6 +53,16 @@ def metrics(accuracy: float, classes=("cn", "jp"), **extra) -> dict:
                 "balanced_accuracy_drop_points": 1.0,
             },
         },
+        "colour_check": {
+            "as_delivered": {**delivered, "balanced_accuracy_drop_points": 0.0},
+            "greyscale": {
+                "accuracy": accuracy - 0.3,
+                "balanced_accuracy": 0.5,
+                "accuracy_drop_points": 30.0,
+                "balanced_accuracy_drop_points": 35.0,
+                "recall": {c: (1.0 if c == "cn" else 0.0) for c in classes},
+            },
+        },
         "dataset_version": 1,
         "dataset_version_name": "spring-2026",
         "mislabel": {"k": 5, "n": 120, "flagged": 7},
@@ -130,6 +140,7 @@ def test_versions_are_compared_side_by_side_with_intervals_per_class_and_the_sho
     # Classes are data: kr is a row, empty for the version that does not know it.
     assert rows["kr precision / recall / F1"] == ["90.0% / 80.0% / 84.7%", "—"]
     assert rows["Shortcut check: reduced to 224 px, JPEG q75"] == ["62.5% (-25.0)", "66.2% (-25.0)"]
+    assert rows["Colour check: in greyscale"] == ["57.5% (-30.0)", "61.2% (-30.0)"]
     assert rows["Likely mislabelled"] == [7, 7]
     assert "91.2% [81.2, 96.2]" in body and "spring-2026" in body and "efficientnet_lite0" in body
     # Only the inactive version offers "Activate".
@@ -179,6 +190,10 @@ def test_a_versions_page_shows_its_plots_report_and_numbers(staff, media_in_tmp)
     assert 'href="/media/models/v2/eval/predictions.csv"' in body
     assert "90.0%" in body and "80.0% – 95.0%" in body and "spring-2026" in body
     assert "reduced to 224 px, JPEG q75" in body
+    # The colour check: greyscale accuracy 60.0% (90.0 - 30), recall per class.
+    colour = body[body.index('id="colour-heading"') :]
+    colour = colour[: colour.index("</section>")]
+    assert "60.0%" in colour and "cn recall" in colour and "jp recall" in colour and "0.0%" in colour
 
 
 def test_a_version_without_artifacts_shows_its_numbers_and_no_plots(staff):
@@ -187,6 +202,7 @@ def test_a_version_without_artifacts_shows_its_numbers_and_no_plots(staff):
     assert response.status_code == 200
     assert response.context["plots"] == [] and response.context["report"] is None
     assert "80.0%" in response.content.decode()
+    assert 'id="colour-heading"' not in response.content.decode()
 
 
 # --- activate and re-classify ---------------------------------------------------------------------

@@ -183,6 +183,7 @@ def test_train_freeze_activate_registers_an_evaluated_active_version_with_every_
         set(m["per_class"]) == {"cn", "jp"} and 0 <= m["macro_f1"] <= 1 and 0 <= m["balanced_accuracy"] <= 1
     )
     assert set(m["shortcut_check"]) == {"as_delivered", "reduced_224_jpeg75", "upscaled_640_sharpened"}
+    assert set(m["colour_check"]) == {"as_delivered", "greyscale"}
     assert [row["epoch"] for row in m["history"]] == [1, 2]
     assert m["artifacts_dir"] == "models/small" and m["left_out"] == []
 
