@@ -228,23 +228,14 @@ class Prediction(models.Model):
         return sorted(self.probabilities.items(), key=lambda kv: -kv[1])
 
     def similar(self, k: int = 6) -> list[tuple[int, float]]:
-        """(painting id, cosine similarity) of the k nearest paintings by this version's embeddings."""
+        """(painting id, cosine similarity) of the k nearest paintings by this version's embeddings
+        (classifier.similarity keeps them in memory, up to date, per process)."""
+        from classifier.similarity import index_for
+
         me = self.embedding_vector()
         if me is None:
             return []
-        rows = list(
-            Prediction.objects.filter(model_version_id=self.model_version_id, status=Status.DONE)
-            .exclude(pk=self.pk)
-            .exclude(embedding=None)
-            .values_list("painting_id", "embedding")
-        )
-        if not rows:
-            return []
-        ids = np.array([r[0] for r in rows])
-        matrix = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype=np.float32).reshape(len(rows), -1)
-        sims = matrix @ me / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(me) + 1e-12)
-        top = np.argsort(-sims)[:k]
-        return [(int(ids[i]), float(sims[i])) for i in top]
+        return index_for(self.model_version_id).nearest(me, k, exclude_painting=self.painting_id)
 
 
 def request_prediction(painting, model_version: ModelVersion | None = None) -> Prediction | None:
