@@ -38,7 +38,7 @@ def get_predictor(model_version: ModelVersion):
     return predictor
 
 
-def claim(prediction_id: int, batch_size: int) -> list[Prediction]:
+def claim(prediction_id: int, batch_size: int, worker: str = "") -> list[Prediction]:
     """Mark this prediction and up to ``batch_size - 1`` other pending ones of the same model version
     as running, atomically (rows locked by another worker are skipped). Returns [] when this one is
     already done, failed or being worked on: the task is then a no-op, so running it twice is safe."""
@@ -60,7 +60,8 @@ def claim(prediction_id: int, batch_size: int) -> list[Prediction]:
         now = timezone.now()
         for p in claimed:
             p.status, p.started_at, p.attempts, p.error = Status.RUNNING, now, p.attempts + 1, ""
-        Prediction.objects.bulk_update(claimed, ["status", "started_at", "attempts", "error"])
+            p.worker = worker
+        Prediction.objects.bulk_update(claimed, ["status", "started_at", "attempts", "error", "worker"])
     return claimed
 
 
@@ -104,9 +105,10 @@ def run_batch(predictions: list[Prediction]) -> None:
         p.save()
 
 
-def classify(prediction_id: int, batch_size: int | None = None) -> int:
-    """Claim and classify; returns how many predictions this call finished."""
-    claimed = claim(prediction_id, batch_size or settings.CLASSIFY_BATCH_SIZE)
+def classify(prediction_id: int, batch_size: int | None = None, worker: str = "") -> int:
+    """Claim and classify; returns how many predictions this call finished. ``worker``: the Celery
+    node name doing it (recorded on the rows), empty in-process."""
+    claimed = claim(prediction_id, batch_size or settings.CLASSIFY_BATCH_SIZE, worker)
     try:
         run_batch(claimed)
     except Exception as exc:

@@ -183,6 +183,17 @@ class PredictionQuerySet(models.QuerySet):
             | Q(status=Status.RUNNING, started_at__lt=cutoff)
         )
 
+    def release_abandoned_by(self, worker: str) -> list[int]:
+        """Put back to pending what ``worker`` was running: called as that worker starts, when
+        nothing can still be running under its name (it was killed mid-batch). Returns the ids."""
+        if not worker:
+            return []
+        ids = list(self.filter(status=Status.RUNNING, worker=worker).values_list("pk", flat=True))
+        self.filter(pk__in=ids, status=Status.RUNNING).update(
+            status=Status.PENDING, queued_at=None, error=f"{worker} stopped while running it; queued again"
+        )
+        return ids
+
 
 class Prediction(models.Model):
     painting = models.ForeignKey("gallery.Painting", on_delete=models.CASCADE, related_name="predictions")
@@ -201,6 +212,9 @@ class Prediction(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     inference_ms = models.FloatField(null=True, blank=True)
+    # The Celery worker (its node name) that claimed it: a worker that restarts takes back at once
+    # what it was running when it stopped, instead of leaving it to the sweep's timeout.
+    worker = models.CharField(max_length=200, blank=True)
 
     objects = PredictionQuerySet.as_manager()
 

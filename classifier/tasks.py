@@ -6,8 +6,9 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connections
 
 from classifier.models import Prediction, Status, TrainingRun, enqueue
 
@@ -32,7 +33,7 @@ def classify_painting(self, prediction_id: int) -> int:
     from classifier.inference import classify
 
     try:
-        return classify(prediction_id)
+        return classify(prediction_id, worker=self.request.hostname or "")
     except SoftTimeLimitExceeded:
         Prediction.objects.filter(pk=prediction_id).exclude(status=Status.DONE).update(
             status=Status.FAILED, error=f"took longer than {settings.CLASSIFY_SOFT_TIME_LIMIT} s"
@@ -46,6 +47,26 @@ def classify_painting(self, prediction_id: int) -> int:
             status=Status.FAILED, error=f"{type(exc).__name__}: {exc}"
         )
         return 0
+
+
+@worker_ready.connect
+def take_back_what_this_worker_was_running(sender, **kwargs) -> None:
+    """A worker killed mid-batch (SIGKILL, out of memory, a machine restart) leaves its predictions
+    "running"; the sweep would re-queue them only after CLASSIFY_STALE_AFTER. When a worker of the
+    same name starts again it queues them at once: under its name nothing can still be running."""
+    hostname = getattr(sender, "hostname", "")
+    try:
+        ids = Prediction.objects.release_abandoned_by(hostname)
+        for pk in ids:
+            enqueue(pk)
+        if ids:
+            log.warning(
+                "%s: %d prediction(s) left running by its previous run queued again", hostname, len(ids)
+            )
+    except Exception:  # noqa: BLE001 - never keep a worker from starting; the sweep is the fallback
+        log.exception("could not take back the predictions %s left running", hostname)
+    finally:
+        connections.close_all()  # opened in the main process: never share it with forked children
 
 
 @shared_task

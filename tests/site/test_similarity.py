@@ -67,7 +67,8 @@ def test_a_deleted_painting_and_a_redone_prediction_make_it_reload():
     assert index.nearest(query, k=1, exclude_painting=me.painting_id)[0][0] == gone.painting_id
 
     gone.painting.delete()
-    assert [pk for pk, _ in index.nearest(query, k=3, exclude_painting=me.painting_id)] == [redone.painting_id]
+    found = index.nearest(query, k=3, exclude_painting=me.painting_id)
+    assert [pk for pk, _ in found] == [redone.painting_id]
 
     redone.embedding, redone.finished_at = vec(1, 0.2, 0), timezone.now()
     redone.save()

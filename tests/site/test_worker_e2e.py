@@ -54,9 +54,10 @@ test_database_url.__test__ = False  # a helper, not a test
 
 
 def start_worker(
-    broker_url: str, media_root: Path, log_path: Path, queues: str = "celery"
+    broker_url: str, media_root: Path, log_path: Path, queues: str = "celery", name: str | None = None
 ) -> subprocess.Popen:
-    """A real Celery worker (prefork, one child) on the test database, consuming ``queues``."""
+    """A real Celery worker (prefork, one child) on the test database, consuming ``queues``;
+    ``name``: its node name (default: a fresh one), e.g. ``e2e-a@%h``."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "sansuha_site.settings",
@@ -74,7 +75,7 @@ def start_worker(
         "--pool=prefork",
         "--loglevel=info",
         f"--queues={queues}",
-        f"--hostname=e2e-{uuid.uuid4().hex[:8]}@%h",
+        f"--hostname={name or f'e2e-{uuid.uuid4().hex[:8]}@%h'}",
         # Nothing to talk to but this test: skip the cluster chatter, start sooner.
         "--without-gossip",
         "--without-mingle",
@@ -157,6 +158,51 @@ def test_an_api_upload_is_classified_by_a_real_worker(client, tmp_path, media_in
 
             shown = client.get(f"/api/paintings/{painting_id}/").json()["prediction"]
             assert (shown["status"], shown["label"]) == ("done", prediction.label)
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            stop_worker(worker)
+            if failed:
+                print("---- worker log ----\n" + log_path.read_text(errors="replace"))
+
+
+def test_a_restarted_worker_takes_back_at_once_what_it_was_running_when_killed(tmp_path, media_in_tmp):
+    """As if worker e2e-restart@HOST had been killed mid-batch: its prediction is left "running",
+    recently started, so the sweep would wait CLASSIFY_STALE_AFTER (10 min) before touching it. A
+    worker of the same name starting again must queue it and finish it straight away."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the worker process must reach the test database: run with DATABASE_URL=postgres://...")
+    import socket
+
+    from django.utils import timezone
+
+    from classifier.models import ModelVersion
+
+    from .factory import make_painting, make_prediction
+
+    checkpoint = write_checkpoint(tmp_path / "best.pt", CLASS_NAMES, image_size=64)
+    call_command("import_model", str(checkpoint), "--name", "e2e", "--activate", stdout=io.StringIO())
+    version = ModelVersion.objects.get(name="e2e")
+    name = f"e2e-restart-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+    painting, other = make_painting(), make_painting()
+    now = timezone.now()
+    running = {"status": Status.RUNNING, "label": "", "started_at": now, "queued_at": now}
+    make_prediction(painting, version, worker=name, **running)
+    someone_elses = make_prediction(other, version, worker="another@host", **running)
+
+    log_path = tmp_path / "worker.log"
+    with redis_queue(E2E_REDIS_DB):
+        worker = start_worker(redis_url(E2E_REDIS_DB), media_in_tmp, log_path, name=name)
+        failed = False
+        try:
+            prediction = wait_for_finished_prediction(painting.pk, worker)
+            assert prediction.status == Status.DONE, prediction.error
+            assert prediction.worker == name and prediction.attempts >= 1
+            assert Path(prediction.gradcam.path).is_file()
+            assert Prediction.objects.get(pk=someone_elses.pk).status == Status.RUNNING, (
+                "a prediction another worker runs is not this worker's to take"
+            )
         except BaseException:
             failed = True
             raise
