@@ -111,10 +111,16 @@ class TrainingRunQuerySet(models.QuerySet):
             Q(heartbeat__lt=cutoff) | Q(heartbeat__isnull=True, started__lt=cutoff)
         )
 
-    def fail_abandoned(self, older_than: timedelta) -> int:
-        """Mark abandoned runs failed, saying why: nothing else would ever end them."""
+    def fail_abandoned(self, older_than: timedelta | None = None, worker: str = "") -> int:
+        """Mark abandoned runs failed, saying why: nothing else would ever end them. Abandoned: silent
+        for longer than ``older_than``, or, with ``worker``, running under that Celery node name
+        while it starts again (it was killed mid-training)."""
         failed = 0
-        for run in self.abandoned(older_than):
+        if worker:
+            runs = self.filter(state=TrainingRun.State.RUNNING, worker=worker)
+        else:
+            runs = self.abandoned(older_than)
+        for run in runs:
             last = run.heartbeat or run.started
             failed += TrainingRun.objects.filter(pk=run.pk, state=TrainingRun.State.RUNNING).update(
                 state=TrainingRun.State.FAILED,
@@ -155,6 +161,7 @@ class TrainingRun(models.Model):
     # Refreshed every TRAINING_HEARTBEAT_SECONDS while the run's process lives; the sweep fails a
     # running run whose heartbeat is older than TRAINING_STALE_AFTER.
     heartbeat = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="the Celery node running it")
 
     objects = TrainingRunQuerySet.as_manager()
 

@@ -505,18 +505,21 @@ class Heartbeat:
         self._thread.join(timeout=10)
 
 
-def run_training(run: TrainingRun | int, progress: Progress | None = None) -> ModelVersion | None:
+def run_training(
+    run: TrainingRun | int, progress: Progress | None = None, worker: str = ""
+) -> ModelVersion | None:
     """Carry out a queued TrainingRun: its state goes queued -> running -> done (with the model
     version) or failed (with the error). Returns None without doing anything when the run is not
-    queued any more (a second delivery of the task): safe to call twice."""
+    queued any more (a second delivery of the task): safe to call twice. ``worker``: the Celery node
+    name running it, recorded so that the same worker starting again can fail it at once."""
     pk = run.pk if isinstance(run, TrainingRun) else run
     with transaction.atomic():
         run = TrainingRun.objects.select_for_update().filter(pk=pk).first()
         if run is None or run.state != TrainingRun.State.QUEUED:
             return None
         run.state, run.started = TrainingRun.State.RUNNING, timezone.now()
-        run.heartbeat = run.started
-        run.save(update_fields=["state", "started", "heartbeat"])
+        run.heartbeat, run.worker = run.started, worker
+        run.save(update_fields=["state", "started", "heartbeat", "worker"])
     try:
         if run.dataset_version is None:
             raise TrainingError("its dataset version was deleted")

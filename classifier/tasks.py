@@ -53,7 +53,8 @@ def classify_painting(self, prediction_id: int) -> int:
 def take_back_what_this_worker_was_running(sender, **kwargs) -> None:
     """A worker killed mid-batch (SIGKILL, out of memory, a machine restart) leaves its predictions
     "running"; the sweep would re-queue them only after CLASSIFY_STALE_AFTER. When a worker of the
-    same name starts again it queues them at once: under its name nothing can still be running."""
+    same name starts again it queues them at once: under its name nothing can still be running.
+    A training it was running is marked failed at once, too (not re-run: that is a person's call)."""
     hostname = getattr(sender, "hostname", "")
     try:
         ids = Prediction.objects.release_abandoned_by(hostname)
@@ -63,6 +64,8 @@ def take_back_what_this_worker_was_running(sender, **kwargs) -> None:
             log.warning(
                 "%s: %d prediction(s) left running by its previous run queued again", hostname, len(ids)
             )
+        if hostname and TrainingRun.objects.fail_abandoned(worker=hostname):
+            log.warning("%s: the training its previous run was doing is marked failed", hostname)
     except Exception:  # noqa: BLE001 - never keep a worker from starting; the sweep is the fallback
         log.exception("could not take back the predictions %s left running", hostname)
     finally:
@@ -90,17 +93,18 @@ def requeue_pending() -> int:
     # the task): a worker must consume it, e.g. `-Q celery,training`.
     # Acknowledged on receipt: a training runs for hours, longer than the broker's visibility timeout,
     # and one lost with its worker is better restarted by a person than redelivered behind their back.
+    bind=True,
     acks_late=False,
     time_limit=None,
     soft_time_limit=None,
 )
-def train_model(run_id: int) -> int | None:
+def train_model(self, run_id: int) -> int | None:
     """Carry out a TrainingRun queued from the admin; its row records the progress, the result or the
     error. A second delivery finds the run no longer queued and does nothing."""
     from classifier.services import run_training
 
     try:
-        version = run_training(run_id)
+        version = run_training(run_id, worker=self.request.hostname or "")
     except Exception:
         log.exception("training run %s failed (the error is on the run)", run_id)
         return None

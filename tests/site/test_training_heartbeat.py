@@ -75,3 +75,24 @@ def test_the_heartbeat_never_revives_a_run_that_ended():
         time.sleep(0.2)
     run.refresh_from_db()
     assert run.heartbeat == before and run.state == "failed"
+
+
+@pytest.mark.django_db(transaction=True)  # the handler closes the process's connections, as it must
+def test_a_worker_starting_again_fails_at_once_the_training_it_was_running():
+    """worker_ready: a training running under this worker's node name was cut off by its restart;
+    one under another worker's name, or with a live heartbeat elsewhere, is not its business."""
+    from types import SimpleNamespace
+
+    from classifier.tasks import take_back_what_this_worker_was_running
+
+    mine = make_run("running", timedelta(seconds=5))
+    theirs = make_run("running", timedelta(seconds=5))
+    TrainingRun.objects.filter(pk=mine.pk).update(worker="trainer@box")
+    TrainingRun.objects.filter(pk=theirs.pk).update(worker="trainer@other-box")
+
+    take_back_what_this_worker_was_running(sender=SimpleNamespace(hostname="trainer@box"))
+
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert mine.state == "failed" and "Start the training again" in mine.error
+    assert theirs.state == "running"
