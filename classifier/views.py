@@ -78,8 +78,12 @@ def comparison(versions: list[ModelVersion]) -> list[dict]:
     cells = []
     for m in metrics:
         r = m.get("colour_check", {}).get("greyscale")
-        cells.append(f"{_pct(r['accuracy'])} ({0.0 - r['accuracy_drop_points']:+.1f})" if r else "—")
-    rows.append({"label": _("Colour check: in greyscale"), "cells": cells, "group": "shortcut"})
+        # Balanced accuracy: plain accuracy hides the minority class, which is where colour matters.
+        drop = r and r["balanced_accuracy_drop_points"]
+        cells.append(f"{_pct(r['balanced_accuracy'])} ({0.0 - drop:+.1f})" if r else "—")
+    rows.append(
+        {"label": _("Colour check: balanced accuracy in greyscale"), "cells": cells, "group": "shortcut"}
+    )
     rows.append(
         {
             "label": _("Likely mislabelled"),

@@ -40,15 +40,27 @@ BEAT_DIR=""
 
 stop_groups() { # pids...
     local pid
+    # First the leaders only: Celery's main process then does a warm shutdown, letting its pool child
+    # finish the batch at hand (a TERM to the whole group would kill the child mid-batch and leave
+    # those paintings "running" until the worker's next start takes them back).
+    for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait_gone 120 "" "$@"
+    # Then whatever the leaders left behind (runserver's child), politely, then not.
     for pid in "$@"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
-    # Celery's warm shutdown finishes the painting at hand; give it a while, then insist.
-    for _ in $(seq 60); do
-        local alive=0
-        for pid in "$@"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+    wait_gone 20 - "$@" && return 0
+    for pid in "$@"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+}
+
+wait_gone() { # quarter-seconds ""|- pids...: true once every process ("") or group (-) is gone
+    local tries=$1 group=$2 pid alive
+    shift 2
+    for _ in $(seq "$tries"); do
+        alive=0
+        for pid in "$@"; do kill -0 -- "$group$pid" 2>/dev/null && alive=1; done
         ((alive)) || return 0
         sleep 0.25
     done
-    for pid in "$@"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+    return 1
 }
 
 cleanup() {

@@ -140,7 +140,7 @@ def test_versions_are_compared_side_by_side_with_intervals_per_class_and_the_sho
     # Classes are data: kr is a row, empty for the version that does not know it.
     assert rows["kr precision / recall / F1"] == ["90.0% / 80.0% / 84.7%", "—"]
     assert rows["Shortcut check: reduced to 224 px, JPEG q75"] == ["62.5% (-25.0)", "66.2% (-25.0)"]
-    assert rows["Colour check: in greyscale"] == ["57.5% (-30.0)", "61.2% (-30.0)"]
+    assert rows["Colour check: balanced accuracy in greyscale"] == ["50.0% (-35.0)", "50.0% (-35.0)"]
     assert rows["Likely mislabelled"] == [7, 7]
     assert "91.2% [81.2, 96.2]" in body and "spring-2026" in body and "efficientnet_lite0" in body
     # Only the inactive version offers "Activate".
