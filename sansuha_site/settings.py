@@ -12,6 +12,9 @@ Environment variables:
     CELERY_BROKER_URL      default redis://127.0.0.1:6379/0
     SANSUHA_MEDIA_ROOT     where uploads, thumbnails, overlays and checkpoints live
     SANSUHA_UPLOAD_MAX_BYTES, SANSUHA_UPLOAD_MAX_PIXELS, SANSUHA_UPLOAD_MIN_SIDE  upload limits
+    SANSUHA_STALE_SECONDS  the sweep re-queues a prediction pending or running this long (600)
+    SANSUHA_TRAINING_HEARTBEAT_SECONDS, SANSUHA_TRAINING_STALE_SECONDS  a running training beats
+                           every 30 s; the sweep fails one silent for 300 s (its worker was killed)
 
 This module must never import torch (or ml/): the web process stays light.
 """
