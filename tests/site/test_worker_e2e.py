@@ -210,3 +210,61 @@ def test_a_restarted_worker_takes_back_at_once_what_it_was_running_when_killed(t
             stop_worker(worker)
             if failed:
                 print("---- worker log ----\n" + log_path.read_text(errors="replace"))
+
+
+def test_a_curators_export_is_built_by_a_real_worker_and_downloaded(client, tmp_path, media_in_tmp):
+    """The page's "Build export" queues the task; a separate worker process writes the zip into the
+    shared MEDIA_ROOT; the status the page polls reaches 100 %, and the download holds every painting
+    of the version in the study's layout, byte for byte, with its manifest."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the worker process must reach the test database: run with DATABASE_URL=postgres://...")
+    import csv
+    import hashlib
+    import zipfile
+
+    from django.urls import reverse
+
+    from gallery.models import DatasetExport
+
+    from .factory import make_curator
+    from .test_pages_datasets import labelled_set
+
+    version = labelled_set()
+    client.force_login(make_curator())
+    log_path = tmp_path / "worker.log"
+    with redis_queue(E2E_REDIS_DB):
+        worker = start_worker(redis_url(E2E_REDIS_DB), media_in_tmp, log_path)
+        failed = False
+        try:
+            response = client.post(reverse("gallery:dataset_export", args=[version.pk]))
+            assert response.status_code == 302
+            export = DatasetExport.objects.get(dataset_version=version)
+            status_url = reverse("gallery:export_status", args=[export.pk])
+            deadline = time.monotonic() + TIMEOUT_S
+            while (state := client.get(status_url).json())["status"] not in ("done", "failed"):
+                assert worker.poll() is None, f"the worker exited with status {worker.returncode}"
+                assert time.monotonic() < deadline, f"export not finished after {TIMEOUT_S} s: {state}"
+                time.sleep(0.5)
+            assert (state["status"], state["percent"], state["error"]) == ("done", 100, "")
+            assert "gallery.tasks.export_dataset" in log_path.read_text(errors="replace")  # by the worker
+
+            download = client.get(state["download"])
+            assert download.status_code == 200
+            archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
+            manifest_name = next(n for n in archive.namelist() if n.endswith("manifest.csv"))
+            rows = list(csv.DictReader(io.TextIOWrapper(archive.open(manifest_name), encoding="utf-8")))
+            items = {item.painting_id: item for item in version.items.all()}
+            assert sorted(int(r["id"]) for r in rows) == sorted(items)
+            for row in rows:
+                item = items[int(row["id"])]
+                assert (row["label"], row["split"]) == (item.label, item.split)
+                inside = next(n for n in archive.namelist() if n.endswith(row["file"]))
+                assert f"/{item.split}/{item.label}/" in f"/{inside}"
+                assert hashlib.sha256(archive.read(inside)).hexdigest() == row["sha256"]
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            stop_worker(worker)
+            if failed:
+                print("---- worker log ----\n" + log_path.read_text(errors="replace"))
