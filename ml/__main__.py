@@ -144,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", type=Path, required=True)
     e.add_argument("--data", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
-    e.add_argument("--split", default="test", help="test (default); val for a look during development")
+    e.add_argument(
+        "--split",
+        default="test",
+        help="test (default); val for a look during development; all for a flat DATA/{class}/ folder "
+        "of paintings from elsewhere",
+    )
     e.add_argument("--device", default=None)
     e.set_defaults(func=_evaluate)
 

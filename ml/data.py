@@ -57,8 +57,9 @@ def is_image_file(path: Path) -> bool:
 
 
 def is_split_layout(root: Path) -> bool:
-    """True for the study's ``root/{train,val,test}/{class}/`` layout."""
-    return (root / "train").is_dir() and any((root / s).is_dir() for s in ("val", "test"))
+    """True for the study's ``root/{train,val,test}/{class}/`` layout, or any part of it: a folder
+    holding only ``test/{class}/`` is a test set from elsewhere, to evaluate a model on."""
+    return any((root / s).is_dir() for s in SPLITS)
 
 
 def _class_dirs(folder: Path) -> list[str]:
@@ -120,8 +121,9 @@ def list_samples(
     else:
         if split not in (None, "all"):
             raise ValueError(
-                f"{root} is a flat {{class}}/ tree with no '{split}' split; "
-                "make one with: python -m ml split SRC OUT"
+                f"{root} is a flat {{class}}/ tree with no '{split}' split: read all of it with "
+                "--split all (paintings the model has never seen), or make splits with: "
+                "python -m ml split SRC OUT"
             )
         base = root
     unknown = sorted(set(_class_dirs(base)) - set(names))

@@ -33,6 +33,18 @@ def test_it_reads_the_study_layout_with_classes_united_over_splits(tmp_path):
         list_samples(tmp_path)
 
 
+def test_a_test_set_from_elsewhere_needs_only_its_test_folder(tmp_path):
+    """Paintings from another source, to evaluate a model on: DATA/test/{class}/ with no train/val.
+    A flat folder is read whole with split "all", and asking it for "test" says how."""
+    outside = make_flat_dataset(tmp_path / "elsewhere" / "test", per_class=3, classes=("cn", "jp"))
+    samples, _ = list_samples(outside.parent, "test", class_names=["cn", "jp"])
+    assert sorted(s.label for s in samples) == [0, 0, 0, 1, 1, 1]
+    flat = make_flat_dataset(tmp_path / "flat", per_class=2, classes=("cn", "jp"))
+    assert len(list_samples(flat, "all", class_names=["cn", "jp"])[0]) == 4
+    with pytest.raises(ValueError, match="--split all"):
+        list_samples(flat, "test", class_names=["cn", "jp"])
+
+
 def test_unreadable_files_are_skipped_and_reported_by_path(tmp_path):
     make_flat_dataset(tmp_path, per_class=3)
     good = tmp_path / "warm" / "warm_000.jpg"
