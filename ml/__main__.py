@@ -15,7 +15,14 @@ def _split(args: argparse.Namespace) -> int:
 
     try:
         report = split_dataset(
-            args.src, args.out, args.val, args.test, args.seed, args.merge_duplicates, args.dry_run
+            args.src,
+            args.out,
+            args.val,
+            args.test,
+            args.seed,
+            args.merge_duplicates,
+            args.dry_run,
+            args.hold_out_source,
         )
     except SplitRefused as exc:
         print(f"split refused: {exc}", file=sys.stderr)
@@ -24,6 +31,8 @@ def _split(args: argparse.Namespace) -> int:
     for split, counts in report["counts"].items():
         print(f"{split:<8}" + "".join(f"{counts[c]:>10}" for c in report["class_names"]))
     print(f"duplicates found: {len(report['duplicates'])} (each set inside one split)")
+    for d in report["left_out_as_duplicates_of_held_out"]:
+        print(f"  left out, {d['kind']} duplicate of held-out {d['heldout']}: {d['kept_out']}")
     for d in report["duplicates"]:
         print(f"  {d['kind']:<5} d={d['distance']:<2} {d['a']}  ~  {d['b']}  [{d['split']}]")
     if report["skipped_files"]:
@@ -109,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep each set of (near) duplicates inside one split instead of refusing",
     )
     s.add_argument("--dry-run", action="store_true", help="report the split, write nothing")
+    s.add_argument(
+        "--hold-out-source",
+        action="append",
+        default=[],
+        metavar="SOURCE",
+        help="put every image of this manifest source in OUT/heldout/ instead (repeatable): a test "
+        "on a source the model never saw, with python -m ml evaluate --split heldout",
+    )
     s.set_defaults(func=_split)
 
     t = sub.add_parser("train", help="train as the study; best-validation checkpoint")

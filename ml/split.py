@@ -25,6 +25,7 @@ import os
 import random
 import shutil
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,7 +232,12 @@ def split_dataset(
     seed: int = 0,
     merge_duplicates: bool = False,
     dry_run: bool = False,
+    hold_out_sources: Sequence[str] = (),
 ) -> dict:
+    """Split ``src`` into ``out/{train,val,test}/{class}/``. ``hold_out_sources``: every image of
+    these manifest sources goes to ``out/heldout/{class}/`` instead, and nothing that duplicates one
+    of them is kept in train/val/test: a test on a source the model never saw
+    (``python -m ml evaluate --split heldout``)."""
     src, out = Path(src), Path(out)
     if is_split_layout(src):
         raise ValueError(f"{src} is already split into train/val/test; give a flat {{class}}/ tree")
@@ -240,9 +246,38 @@ def split_dataset(
     samples, class_names = list_samples(src)
     log.info("hashing %d files in %s", len(samples), src)
     items, bad = hash_samples(samples)
+    held_out_dups: list[dict] = []
+    if hold_out_sources:
+        unknown = sorted(set(hold_out_sources) - {it.sample.source for it in items})
+        if unknown:
+            raise ValueError(f"no image of {src} has the source {', '.join(unknown)} (manifest.csv)")
+        held = [it for it in items if it.sample.source in hold_out_sources]
+        kept = [it for it in items if it.sample.source not in hold_out_sources]
+        # A kept image that duplicates a held-out one would let the model see the "unseen" source.
+        everything = held + kept
+        leaking = set()
+        for i, j, kind, dist in find_duplicates(everything):
+            if (i < len(held)) != (j < len(held)):
+                k = max(i, j)
+                leaking.add(k - len(held))
+                held_out_dups.append(
+                    {
+                        "kept_out": str(everything[k].sample.path),
+                        "heldout": str(everything[min(i, j)].sample.path),
+                        "kind": kind,
+                        "distance": dist,
+                    }
+                )
+        kept = [it for n, it in enumerate(kept) if n not in leaking]
+        items = kept
+    else:
+        held = []
     splits, dups = plan_split(items, val, test, seed, merge_duplicates)
+    items, splits = items + held, splits + ["heldout"] * len(held)
 
-    counts = {s: {c: 0 for c in class_names} for s in ("train", "val", "test")}
+    counts = {
+        s: {c: 0 for c in class_names} for s in ("train", "val", "test", *(["heldout"] if held else []))
+    }
     for it, s in zip(items, splits, strict=True):
         counts[s][it.sample.class_name] += 1
     report = {
@@ -266,6 +301,8 @@ def split_dataset(
             for i, j, k, d in dups
         ],
         "skipped_files": [str(b) for b in bad],
+        "held_out_sources": list(hold_out_sources),
+        "left_out_as_duplicates_of_held_out": held_out_dups,
     }
     if dry_run:
         return report

@@ -125,3 +125,37 @@ def test_real_near_duplicates_in_the_shared_data_are_found(shared_dataset):
     assert hamming(h[0], h[1]) <= NEAR_DUPLICATE_BITS
     assert hamming(h[0], h[2]) > NEAR_DUPLICATE_BITS
     assert isinstance(Image.open(other).size, tuple)
+
+
+def test_a_held_out_source_goes_whole_to_heldout_and_nothing_duplicating_it_is_kept(tmp_path):
+    src = make_flat_dataset(tmp_path / "src", per_class=30)
+    # "scanner-b" delivered cool_000..cool_009; the other source re-delivered cool_000 once more.
+    shutil.copy(src / "cool" / "cool_000.jpg", src / "cool" / "again_000.jpg")
+    rows = [
+        {
+            "file": f"{p.parent.name}/{p.name}",
+            "class": p.parent.name,
+            "source": "scanner-b" if p.name < "cool_010" and p.name.startswith("cool_") else "scanner-a",
+        }
+        for p in sorted(src.glob("*/*.jpg"))
+    ]
+    with (src / "manifest.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["file", "class", "source"])
+        w.writeheader()
+        w.writerows(rows)
+
+    report = split_dataset(src, tmp_path / "out", 0.2, 0.2, seed=0, hold_out_sources=["scanner-b"])
+
+    out = tmp_path / "out"
+    assert sorted(p.name for p in (out / "heldout" / "cool").iterdir()) == [
+        f"cool_{i:03d}.jpg" for i in range(10)
+    ]
+    kept = {p.name for s in ("train", "val", "test") for p in (out / s).rglob("*.jpg")}
+    assert not kept & {f"cool_{i:03d}.jpg" for i in range(10)}
+    assert "again_000.jpg" not in kept, "an exact copy of a held-out image must not be trained on"
+    assert [Path(d["kept_out"]).name for d in report["left_out_as_duplicates_of_held_out"]] == [
+        "again_000.jpg"
+    ]
+    assert report["counts"]["heldout"] == {"cool": 10, "warm": 0}
+    with pytest.raises(ValueError, match="no image .* has the source nowhere"):
+        split_dataset(src, tmp_path / "out2", 0.2, 0.2, seed=0, hold_out_sources=["nowhere"])
