@@ -33,8 +33,8 @@ from gallery.uploads import save_painting
 
 from .factory import make_admin, make_curator, make_painting, make_user
 from .test_commands import write_checkpoint
-from .test_sweep import queued_task_args, redis_queue, redis_url
-from .test_worker_e2e import start_worker, stop_worker
+from .test_sweep import queued_task_args, redis_queue
+from .test_worker_e2e import running_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -474,52 +474,40 @@ def test_a_model_trained_from_the_admin_by_a_real_worker_is_activated_and_classi
     make_gallery()
     client.force_login(make_admin())
     log_path = tmp_path / "worker.log"
-    with redis_queue(WORKER_REDIS_DB):
-        worker = start_worker(redis_url(WORKER_REDIS_DB), media_in_tmp, log_path, queues="celery,training")
-        failed = False
-        try:
-            response = client.post(
-                TRAIN_URL, form_data(dataset_name="e2e-set", name="from-admin", preset="study")
-            )
-            assert response.status_code == 302, response.content.decode()[-2000:]
-            run_ = TrainingRun.objects.get()
-            page = f"/admin/classifier/trainingrun/{run_.pk}/change/"
+    with running_worker(WORKER_REDIS_DB, media_in_tmp, log_path, queues="celery,training") as worker:
+        response = client.post(
+            TRAIN_URL, form_data(dataset_name="e2e-set", name="from-admin", preset="study")
+        )
+        assert response.status_code == 302, response.content.decode()[-2000:]
+        run_ = TrainingRun.objects.get()
+        page = f"/admin/classifier/trainingrun/{run_.pk}/change/"
 
-            def finished():
-                run_.refresh_from_db()
-                return run_.state in ("done", "failed")
+        def finished():
+            run_.refresh_from_db()
+            return run_.state in ("done", "failed")
 
-            wait_for("finished training run", finished, worker)
-            assert run_.state == "done", run_.error
-            version = run_.model_version
-            assert version.name == "from-admin" and not version.is_active
-            assert (media_in_tmp / "models" / "from-admin" / "eval" / "confusion_matrix.png").is_file()
-            body = client.get(page).content.decode()
-            assert f'href="/models/{version.pk}/"' in body and 'http-equiv="refresh"' not in body
-            assert body.count("<tr>") >= 3  # the history table's header and its two epochs
+        wait_for("finished training run", finished, worker)
+        assert run_.state == "done", run_.error
+        version = run_.model_version
+        assert version.name == "from-admin" and not version.is_active
+        assert (media_in_tmp / "models" / "from-admin" / "eval" / "confusion_matrix.png").is_file()
+        body = client.get(page).content.decode()
+        assert f'href="/models/{version.pk}/"' in body and 'http-equiv="refresh"' not in body
+        assert body.count("<tr>") >= 3  # the history table's header and its two epochs
 
-            # Activate from /models/: the worker classifies every painting with the new version.
-            response = client.post(f"/models/{version.pk}/activate/")
-            assert response.status_code == 302
-            version.refresh_from_db()
-            assert version.is_active
+        # Activate from /models/: the worker classifies every painting with the new version.
+        response = client.post(f"/models/{version.pk}/activate/")
+        assert response.status_code == 302
+        version.refresh_from_db()
+        assert version.is_active
 
-            def all_classified():
-                progress = client.get(f"/models/{version.pk}/progress/").json()
-                return progress if progress["finished"] else None
+        def all_classified():
+            progress = client.get(f"/models/{version.pk}/progress/").json()
+            return progress if progress["finished"] else None
 
-            progress = wait_for("classified gallery", all_classified, worker)
-            assert (
-                progress["done"] == progress["total"] == Painting.objects.count() and progress["failed"] == 0
-            )
+        progress = wait_for("classified gallery", all_classified, worker)
+        assert progress["done"] == progress["total"] == Painting.objects.count() and progress["failed"] == 0
 
-            gallery = client.get("/").content.decode()
-            assert gallery.count('class="tag tag-pred"') == 24  # the first page, every card predicted
-            assert "waiting" not in gallery and "Predictions by model from-admin" in gallery
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            stop_worker(worker)
-            if failed:
-                print("---- worker log ----\n" + log_path.read_text(errors="replace")[-20000:])
+        gallery = client.get("/").content.decode()
+        assert gallery.count('class="tag tag-pred"') == 24  # the first page, every card predicted
+        assert "waiting" not in gallery and "Predictions by model from-admin" in gallery

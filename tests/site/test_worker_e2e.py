@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -102,6 +104,21 @@ def stop_worker(worker: subprocess.Popen) -> None:
     worker.wait(timeout=10)
 
 
+@contextmanager
+def running_worker(redis_db: int, media_root: Path, log_path: Path, **kw) -> Iterator[subprocess.Popen]:
+    """A real worker on a flushed Redis database of the caller's, with tasks sent there; stopped on
+    the way out, and its log printed when the block failed."""
+    with redis_queue(redis_db):
+        worker = start_worker(redis_url(redis_db), media_root, log_path, **kw)
+        try:
+            yield worker
+        except BaseException:
+            print("---- worker log ----\n" + log_path.read_text(errors="replace")[-20000:])
+            raise
+        finally:
+            stop_worker(worker)
+
+
 def wait_for_finished_prediction(painting_id: int, worker: subprocess.Popen) -> Prediction:
     deadline = time.monotonic() + TIMEOUT_S
     while True:
@@ -124,47 +141,37 @@ def test_an_api_upload_is_classified_by_a_real_worker(client, tmp_path, media_in
     client.force_login(make_user())
 
     log_path = tmp_path / "worker.log"
-    with redis_queue(E2E_REDIS_DB):
-        worker = start_worker(redis_url(E2E_REDIS_DB), media_in_tmp, log_path)
-        failed = False
-        try:
-            response = client.post(
-                "/api/paintings/",
-                {"image": SimpleUploadedFile("mountains.jpg", image_bytes(size=UPLOAD_SIZE, seed=77))},
-            )
-            assert response.status_code == 201, response.content
-            painting_id = response.json()["id"]
+    with running_worker(E2E_REDIS_DB, media_in_tmp, log_path) as worker:
+        response = client.post(
+            "/api/paintings/",
+            {"image": SimpleUploadedFile("mountains.jpg", image_bytes(size=UPLOAD_SIZE, seed=77))},
+        )
+        assert response.status_code == 201, response.content
+        painting_id = response.json()["id"]
 
-            prediction = wait_for_finished_prediction(painting_id, worker)
+        prediction = wait_for_finished_prediction(painting_id, worker)
 
-            assert prediction.status == Status.DONE, prediction.error
-            assert prediction.model_version.name == "e2e"
-            assert prediction.label in CLASS_NAMES
-            assert sorted(prediction.probabilities) == sorted(CLASS_NAMES)
-            assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-            assert prediction.confidence == pytest.approx(max(prediction.probabilities.values()))
+        assert prediction.status == Status.DONE, prediction.error
+        assert prediction.model_version.name == "e2e"
+        assert prediction.label in CLASS_NAMES
+        assert sorted(prediction.probabilities) == sorted(CLASS_NAMES)
+        assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+        assert prediction.confidence == pytest.approx(max(prediction.probabilities.values()))
 
-            overlay = Path(prediction.gradcam.path)
-            assert overlay.is_relative_to(media_in_tmp) and overlay.is_file()
-            long_side = settings.CLASSIFY_LONG_SIDE
-            scale = long_side / max(UPLOAD_SIZE)
-            with Image.open(overlay) as im:
-                im.load()
-                assert im.size == (round(UPLOAD_SIZE[0] * scale), round(UPLOAD_SIZE[1] * scale))
+        overlay = Path(prediction.gradcam.path)
+        assert overlay.is_relative_to(media_in_tmp) and overlay.is_file()
+        long_side = settings.CLASSIFY_LONG_SIDE
+        scale = long_side / max(UPLOAD_SIZE)
+        with Image.open(overlay) as im:
+            im.load()
+            assert im.size == (round(UPLOAD_SIZE[0] * scale), round(UPLOAD_SIZE[1] * scale))
 
-            embedding = prediction.embedding_vector()
-            assert embedding.dtype == np.float32 and embedding.shape == (512,)
-            assert np.isfinite(embedding).all()
+        embedding = prediction.embedding_vector()
+        assert embedding.dtype == np.float32 and embedding.shape == (512,)
+        assert np.isfinite(embedding).all()
 
-            shown = client.get(f"/api/paintings/{painting_id}/").json()["prediction"]
-            assert (shown["status"], shown["label"]) == ("done", prediction.label)
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            stop_worker(worker)
-            if failed:
-                print("---- worker log ----\n" + log_path.read_text(errors="replace"))
+        shown = client.get(f"/api/paintings/{painting_id}/").json()["prediction"]
+        assert (shown["status"], shown["label"]) == ("done", prediction.label)
 
 
 def test_a_restarted_worker_takes_back_at_once_what_it_was_running_when_killed(tmp_path, media_in_tmp):
@@ -192,24 +199,14 @@ def test_a_restarted_worker_takes_back_at_once_what_it_was_running_when_killed(t
     someone_elses = make_prediction(other, version, worker="another@host", **running)
 
     log_path = tmp_path / "worker.log"
-    with redis_queue(E2E_REDIS_DB):
-        worker = start_worker(redis_url(E2E_REDIS_DB), media_in_tmp, log_path, name=name)
-        failed = False
-        try:
-            prediction = wait_for_finished_prediction(painting.pk, worker)
-            assert prediction.status == Status.DONE, prediction.error
-            assert prediction.worker == name and prediction.attempts >= 1
-            assert Path(prediction.gradcam.path).is_file()
-            assert Prediction.objects.get(pk=someone_elses.pk).status == Status.RUNNING, (
-                "a prediction another worker runs is not this worker's to take"
-            )
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            stop_worker(worker)
-            if failed:
-                print("---- worker log ----\n" + log_path.read_text(errors="replace"))
+    with running_worker(E2E_REDIS_DB, media_in_tmp, log_path, name=name) as worker:
+        prediction = wait_for_finished_prediction(painting.pk, worker)
+        assert prediction.status == Status.DONE, prediction.error
+        assert prediction.worker == name and prediction.attempts >= 1
+        assert Path(prediction.gradcam.path).is_file()
+        assert Prediction.objects.get(pk=someone_elses.pk).status == Status.RUNNING, (
+            "a prediction another worker runs is not this worker's to take"
+        )
 
 
 def test_a_curators_export_is_built_by_a_real_worker_and_downloaded(client, tmp_path, media_in_tmp):
@@ -232,39 +229,29 @@ def test_a_curators_export_is_built_by_a_real_worker_and_downloaded(client, tmp_
     version = labelled_set()
     client.force_login(make_curator())
     log_path = tmp_path / "worker.log"
-    with redis_queue(E2E_REDIS_DB):
-        worker = start_worker(redis_url(E2E_REDIS_DB), media_in_tmp, log_path)
-        failed = False
-        try:
-            response = client.post(reverse("gallery:dataset_export", args=[version.pk]))
-            assert response.status_code == 302
-            export = DatasetExport.objects.get(dataset_version=version)
-            status_url = reverse("gallery:export_status", args=[export.pk])
-            deadline = time.monotonic() + TIMEOUT_S
-            while (state := client.get(status_url).json())["status"] not in ("done", "failed"):
-                assert worker.poll() is None, f"the worker exited with status {worker.returncode}"
-                assert time.monotonic() < deadline, f"export not finished after {TIMEOUT_S} s: {state}"
-                time.sleep(0.5)
-            assert (state["status"], state["percent"], state["error"]) == ("done", 100, "")
-            assert "gallery.tasks.export_dataset" in log_path.read_text(errors="replace")  # by the worker
+    with running_worker(E2E_REDIS_DB, media_in_tmp, log_path) as worker:
+        response = client.post(reverse("gallery:dataset_export", args=[version.pk]))
+        assert response.status_code == 302
+        export = DatasetExport.objects.get(dataset_version=version)
+        status_url = reverse("gallery:export_status", args=[export.pk])
+        deadline = time.monotonic() + TIMEOUT_S
+        while (state := client.get(status_url).json())["status"] not in ("done", "failed"):
+            assert worker.poll() is None, f"the worker exited with status {worker.returncode}"
+            assert time.monotonic() < deadline, f"export not finished after {TIMEOUT_S} s: {state}"
+            time.sleep(0.5)
+        assert (state["status"], state["percent"], state["error"]) == ("done", 100, "")
+        assert "gallery.tasks.export_dataset" in log_path.read_text(errors="replace")  # by the worker
 
-            download = client.get(state["download"])
-            assert download.status_code == 200
-            archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
-            manifest_name = next(n for n in archive.namelist() if n.endswith("manifest.csv"))
-            rows = list(csv.DictReader(io.TextIOWrapper(archive.open(manifest_name), encoding="utf-8")))
-            items = {item.painting_id: item for item in version.items.all()}
-            assert sorted(int(r["id"]) for r in rows) == sorted(items)
-            for row in rows:
-                item = items[int(row["id"])]
-                assert (row["label"], row["split"]) == (item.label, item.split)
-                inside = next(n for n in archive.namelist() if n.endswith(row["file"]))
-                assert f"/{item.split}/{item.label}/" in f"/{inside}"
-                assert hashlib.sha256(archive.read(inside)).hexdigest() == row["sha256"]
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            stop_worker(worker)
-            if failed:
-                print("---- worker log ----\n" + log_path.read_text(errors="replace"))
+        download = client.get(state["download"])
+        assert download.status_code == 200
+        archive = zipfile.ZipFile(io.BytesIO(b"".join(download.streaming_content)))
+        manifest_name = next(n for n in archive.namelist() if n.endswith("manifest.csv"))
+        rows = list(csv.DictReader(io.TextIOWrapper(archive.open(manifest_name), encoding="utf-8")))
+        items = {item.painting_id: item for item in version.items.all()}
+        assert sorted(int(r["id"]) for r in rows) == sorted(items)
+        for row in rows:
+            item = items[int(row["id"])]
+            assert (row["label"], row["split"]) == (item.label, item.split)
+            inside = next(n for n in archive.namelist() if n.endswith(row["file"]))
+            assert f"/{item.split}/{item.label}/" in f"/{inside}"
+            assert hashlib.sha256(archive.read(inside)).hexdigest() == row["sha256"]
