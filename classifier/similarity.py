@@ -61,7 +61,8 @@ class EmbeddingIndex:
                     .filter(finished_at__gt=self.seen_until)
                     .values_list("pk", "painting_id", "embedding")
                 )
-                fresh = [r for r in new if r[0] not in set(self.prediction_ids.tolist())]
+                known = set(self.prediction_ids.tolist())
+                fresh = [r for r in new if r[0] not in known]
                 if fresh and len(fresh) == len(new) and len(self.prediction_ids) + len(fresh) == state["n"]:
                     ids, paintings, matrix = _unit(fresh)
                     if matrix.shape[1] == self.matrix.shape[1]:

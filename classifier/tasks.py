@@ -10,7 +10,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 
-from classifier.models import Prediction, Status, TrainingRun, enqueue
+from classifier.models import Prediction, Status, TrainingRun, enqueue, enqueue_many
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,7 @@ def take_back_what_this_worker_was_running(sender, **kwargs) -> None:
     hostname = getattr(sender, "hostname", "")
     try:
         ids = Prediction.objects.release_abandoned_by(hostname)
-        for pk in ids:
-            enqueue(pk)
+        enqueue_many(ids)
         if ids:
             log.warning(
                 "%s: %d prediction(s) left running by its previous run queued again", hostname, len(ids)

@@ -378,15 +378,6 @@ class DuplicatePair(models.Model):
         if copied:
             kept.save(update_fields=copied)
 
-        # The files go only once the rows are gone for good: a rollback must not leave rows without files.
-        files = [other.image, other.thumbnail] + [p.gradcam for p in other.predictions.defer("embedding")]
-        names = [(f.storage, f.name) for f in files if f]
-
-        def delete_files() -> None:
-            for storage, name in names:
-                storage.delete(name)
-
-        transaction.on_commit(delete_files)
         for field, other_field in (("a", "b"), ("b", "a")):
             for moved in DuplicatePair.objects.filter(**{field: other}, status=self.Status.OPEN).exclude(
                 pk=self.pk
@@ -402,7 +393,7 @@ class DuplicatePair(models.Model):
             f"kept painting {kept.pk} ({kept.title or 'untitled'}); removed painting {other.pk} "
             f"({other.title or 'untitled'}, sha256 {other.sha256[:12]})"
         )[:500]
-        other.delete()
+        other.delete()  # its files go after commit (gallery.signals, classifier.signals)
 
         self.status, self.decided_at = self.Status.MERGED, timezone.now()
         self.decided_by = by if getattr(by, "is_authenticated", False) else None

@@ -110,7 +110,7 @@ class Predictor:
         probs, feats = [], []
         for i in range(0, len(images), batch_size):
             logits, f = self.forward(self._batch(images[i : i + batch_size]))
-            probs.append(_softmax(logits))
+            probs.append(torch.from_numpy(logits).float().softmax(1).numpy())
             feats.append(f)
         if not probs:
             return np.zeros((0, len(self.class_names))), np.zeros((0, 0))
@@ -171,9 +171,3 @@ class Predictor:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
